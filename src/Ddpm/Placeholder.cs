@@ -1,0 +1,1 @@
+namespace Ddpm; public static class Placeholder {}
