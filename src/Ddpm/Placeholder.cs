@@ -1,1 +1,0 @@
-namespace Ddpm; public static class Placeholder {}
