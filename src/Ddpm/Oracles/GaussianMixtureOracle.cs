@@ -118,7 +118,13 @@ public sealed class GaussianMixtureOracle : IDisposable
     }
 
     /// <summary>E[x_0 | x_t] for x_t of shape [B, d] at per-example ᾱ_t, shape [B] (float64).</summary>
-    public Tensor PosteriorMeanX0(Tensor xt, Tensor alphaBar)
+    public Tensor PosteriorMeanX0(Tensor xt, Tensor alphaBar) => PosteriorX0(xt, alphaBar, withVariance: false).Mean;
+
+    /// <summary>
+    /// E[x_0 | x_t] and the diagonal of Cov[x_0 | x_t] (law of total variance over the components; within a
+    /// component Cov = U diag(λ b²/(a²λ + b²)) Uᵀ), both [B, d] float64.
+    /// </summary>
+    public (Tensor Mean, Tensor? Variance) PosteriorX0(Tensor xt, Tensor alphaBar, bool withVariance)
     {
         if (xt.dim() != 2 || xt.shape[1] != Dimension)
             throw new ArgumentException($"The oracle expects samples of shape [B, {Dimension}]; got [{string.Join(",", xt.shape)}].", nameof(xt));
@@ -128,6 +134,7 @@ public sealed class GaussianMixtureOracle : IDisposable
         var b2 = (1.0 - alphaBar.to_type(ScalarType.Float64)).unsqueeze(1);     // [B, 1]
         var logResponsibility = new List<Tensor>();
         var componentMeans = new List<Tensor>();
+        var componentVariances = new List<Tensor>();
         for (int k = 0; k < Components.Count; k++)
         {
             var mu = _means[k].unsqueeze(0);                                    // [1, d]
@@ -138,26 +145,38 @@ public sealed class GaussianMixtureOracle : IDisposable
             logResponsibility.Add(_logWeights[k] + logDensity);
             var shrink = a * lambda / variance;
             componentMeans.Add(mu + (y * shrink).matmul(_eigenvectors[k].t()));
+            if (withVariance)
+                componentVariances.Add((lambda * b2 / variance).matmul(_eigenvectors[k].square().t()));
         }
-        var responsibility = stack(logResponsibility, 1).softmax(1);           // [B, K]
-        var mean = (stack(componentMeans, 1) * responsibility.unsqueeze(2)).sum(1);
-        return mean.MoveToOuterDisposeScope();
+        var responsibility = stack(logResponsibility, 1).softmax(1).unsqueeze(2); // [B, K, 1]
+        var means = stack(componentMeans, 1);                                   // [B, K, d]
+        var mean = (means * responsibility).sum(1);
+        if (!withVariance) return (mean.MoveToOuterDisposeScope(), null);
+        var secondMoment = ((stack(componentVariances, 1) + means.square()) * responsibility).sum(1);
+        var total = (secondMoment - mean.square()).clamp_min(0.0);
+        return (mean.MoveToOuterDisposeScope(), total.MoveToOuterDisposeScope());
     }
 
     /// <summary>
     /// The optimal network for <paramref name="schedule"/>: it returns E[target | x_t] for the chosen
-    /// parameterisation (ε, x_0 or v), all linear in E[x_0 | x_t].
+    /// parameterisation (ε, x_0 or v), all linear in E[x_0 | x_t]. With <paramref name="withReverseLogVariance"/>
+    /// it also returns, concatenated along dimension 1, the log of the true reverse variance per coordinate,
+    /// Var[x_{t−1} | x_t] = β̃_t + c_t² Var[x_0 | x_t] (c_t the x_0 coefficient of μ̃_t, Eq. 7), for use with
+    /// <see cref="VarianceType.Learned"/>.
     /// </summary>
-    public Denoiser Denoiser(NoiseSchedule schedule, PredictionType prediction = PredictionType.Epsilon)
+    public Denoiser Denoiser(NoiseSchedule schedule, PredictionType prediction = PredictionType.Epsilon, bool withReverseLogVariance = false)
     {
         ArgumentNullException.ThrowIfNull(schedule);
         var alphaBars = tensor(schedule.AlphasCumprod, dtype: ScalarType.Float64).DetachFromDisposeScope();
+        var posteriorVariance = tensor(schedule.PosteriorVariance, dtype: ScalarType.Float64).DetachFromDisposeScope();
+        var x0Coefficient = tensor(schedule.PosteriorMeanCoefX0, dtype: ScalarType.Float64).DetachFromDisposeScope();
         return (sample, timesteps) =>
         {
             using var scope = NewDisposeScope();
-            var alphaBar = alphaBars.index_select(0, timesteps.cpu());
+            var t = timesteps.cpu();
+            var alphaBar = alphaBars.index_select(0, t);
             var x = sample.to_type(ScalarType.Float64);
-            var x0 = PosteriorMeanX0(x, alphaBar);
+            var (x0, x0Variance) = PosteriorX0(x, alphaBar, withReverseLogVariance);
             var a = alphaBar.sqrt().unsqueeze(1);
             var b = (1.0 - alphaBar).sqrt().unsqueeze(1);
             var epsilon = (x - a * x0) / b;
@@ -168,6 +187,11 @@ public sealed class GaussianMixtureOracle : IDisposable
                 PredictionType.V => a * epsilon - b * x0,
                 _ => throw new ArgumentException($"Unknown prediction type {prediction}.", nameof(prediction)),
             };
+            if (withReverseLogVariance)
+            {
+                var reverse = posteriorVariance.index_select(0, t).unsqueeze(1) + x0Coefficient.index_select(0, t).square().unsqueeze(1) * x0Variance!;
+                output = cat(new[] { output, reverse.clamp_min(1e-20).log() }, 1);
+            }
             return output.to_type(sample.dtype).MoveToOuterDisposeScope();
         };
     }
