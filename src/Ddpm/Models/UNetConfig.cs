@@ -1,0 +1,93 @@
+namespace Ddpm.Models;
+
+/// <summary>
+/// The DDPM U-Net (Ho et al. 2020, App. B): a PixelCNN++-style backbone with GroupNorm, timestep embedding added
+/// in every residual block and single-head self-attention at chosen resolutions.
+/// </summary>
+/// <param name="ImageSize">Height and width of the (square) input.</param>
+/// <param name="InChannels">Image channels.</param>
+/// <param name="BaseChannels">ch: channels of the first level; the time embedding has 4·ch.</param>
+/// <param name="ChannelMultipliers">Channels of level i are ch·mult[i]; every level but the last halves the resolution.</param>
+/// <param name="ResBlocksPerLevel">Residual blocks per level on the way down (one more on the way up).</param>
+/// <param name="AttentionResolutions">Feature-map sizes (e.g. 16) at which attention follows each residual block.</param>
+/// <param name="Dropout">Dropout rate inside residual blocks.</param>
+/// <param name="Groups">GroupNorm groups.</param>
+/// <param name="NumClasses">Classes for a class embedding (0 = unconditional); index NumClasses means "no class".</param>
+/// <param name="LearnSigma">Doubles the output channels for a learned variance.</param>
+public sealed record UNetConfig(
+    int ImageSize,
+    int InChannels,
+    int BaseChannels,
+    int[] ChannelMultipliers,
+    int ResBlocksPerLevel,
+    int[] AttentionResolutions,
+    double Dropout = 0.0,
+    int Groups = 32,
+    int NumClasses = 0,
+    bool LearnSigma = false)
+{
+    public int OutChannels => InChannels * (LearnSigma ? 2 : 1);
+    public int Levels => ChannelMultipliers.Length;
+    public int TimeEmbeddingChannels => 4 * BaseChannels;
+    /// <summary>The class index that stands for "no class" (classifier-free guidance).</summary>
+    public int NullClass => NumClasses;
+
+    /// <summary>Throws an ArgumentException that names the value to change.</summary>
+    public void Validate()
+    {
+        if (ImageSize < 1) throw new ArgumentException($"ImageSize must be >= 1; got {ImageSize}.", nameof(ImageSize));
+        if (InChannels < 1) throw new ArgumentException($"InChannels must be >= 1; got {InChannels}.", nameof(InChannels));
+        if (BaseChannels < 1) throw new ArgumentException($"BaseChannels must be >= 1; got {BaseChannels}.", nameof(BaseChannels));
+        if (ChannelMultipliers is null || ChannelMultipliers.Length == 0 || ChannelMultipliers.Any(m => m < 1))
+            throw new ArgumentException("ChannelMultipliers must list at least one level, each multiplier >= 1.", nameof(ChannelMultipliers));
+        if (ResBlocksPerLevel < 1) throw new ArgumentException($"ResBlocksPerLevel must be >= 1; got {ResBlocksPerLevel}.", nameof(ResBlocksPerLevel));
+        if (Groups < 1) throw new ArgumentException($"Groups must be >= 1; got {Groups}.", nameof(Groups));
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1); got {Dropout}.", nameof(Dropout));
+        if (NumClasses < 0) throw new ArgumentException($"NumClasses must be >= 0 (0: unconditional); got {NumClasses}.", nameof(NumClasses));
+        int factor = 1 << (Levels - 1);
+        if (ImageSize % factor != 0)
+            throw new ArgumentException($"ImageSize {ImageSize} is not divisible by 2^(levels-1) = {factor} for {Levels} levels: change ImageSize to a multiple of {factor} or use fewer ChannelMultipliers.", nameof(ImageSize));
+        foreach (int channels in ChannelMultipliers.Select(m => m * BaseChannels).Prepend(BaseChannels).Distinct())
+            if (channels % Groups != 0)
+                throw new ArgumentException($"{channels} channels are not divisible by Groups = {Groups}: change BaseChannels (now {BaseChannels}) or Groups so that every level's channel count is a multiple of Groups.", nameof(Groups));
+        var resolutions = Enumerable.Range(0, Levels).Select(i => ImageSize >> i).ToHashSet();
+        foreach (int r in AttentionResolutions ?? Array.Empty<int>())
+            if (!resolutions.Contains(r))
+                throw new ArgumentException($"AttentionResolutions contains {r}, which is not a feature-map size of this network ({string.Join(", ", resolutions.OrderDescending())}).", nameof(AttentionResolutions));
+    }
+}
+
+/// <summary>Named configurations.</summary>
+public static class UNetPresets
+{
+    /// <summary>The paper's CIFAR-10 model: 35.7 million parameters.</summary>
+    public static UNetConfig Cifar10 => new(32, 3, 128, new[] { 1, 2, 2, 2 }, 2, new[] { 16 }, Dropout: 0.1);
+
+    /// <summary>The paper's CelebA-HQ / LSUN 256×256 model: 114 million parameters.</summary>
+    public static UNetConfig Ddpm256 => new(256, 3, 128, new[] { 1, 1, 2, 2, 4, 4 }, 2, new[] { 16 }, Dropout: 0.0);
+
+    /// <summary>
+    /// Fashion-MNIST on 2 CPU cores: 28×28×1, ch 32, multipliers (1, 2, 2) → 28, 14, 7, two residual blocks per
+    /// level, attention at 7×7 only: 1.62 M parameters, 0.55 GFLOP per forward. ch 64 costs 4× the FLOPs
+    /// (25 vs ~95 images/s in training), too slow to see enough data in a few CPU-hours.
+    /// See docs/performance.md for the measurements behind this choice.
+    /// </summary>
+    public static UNetConfig FashionMnist => new(28, 1, 32, new[] { 1, 2, 2 }, 2, new[] { 7 }, Dropout: 0.1);
+
+    /// <summary>A 177k-parameter network on 8×8 images for fast tests.</summary>
+    public static UNetConfig Tiny => new(8, 1, 16, new[] { 1, 2 }, 1, new[] { 4 }, Dropout: 0.0, Groups: 8);
+
+    public static IReadOnlyDictionary<string, UNetConfig> All { get; } = new Dictionary<string, UNetConfig>
+    {
+        ["ddpm-cifar10"] = Cifar10,
+        ["ddpm-256"] = Ddpm256,
+        ["fashion-mnist"] = FashionMnist,
+        ["tiny"] = Tiny,
+    };
+
+    /// <summary>The preset called <paramref name="name"/>, or an ArgumentException listing the known names.</summary>
+    public static UNetConfig Get(string name) =>
+        All.TryGetValue(name, out var config)
+            ? config
+            : throw new ArgumentException($"Unknown preset '{name}'. Known presets: {string.Join(", ", All.Keys)}.", nameof(name));
+}
