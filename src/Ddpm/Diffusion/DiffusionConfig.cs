@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Ddpm.Schedules;
 
 namespace Ddpm.Diffusion;
@@ -47,7 +48,7 @@ public sealed record DiffusionConfig(
 {
     public DiffusionConfig() : this(new ScheduleConfig()) { }
 
-    public bool LearnsVariance => Variance is VarianceType.Learned or VarianceType.LearnedRange;
+    [JsonIgnore] public bool LearnsVariance => Variance is VarianceType.Learned or VarianceType.LearnedRange;
 
     /// <summary>Throws an ArgumentException naming the first inconsistent option.</summary>
     public void Validate()

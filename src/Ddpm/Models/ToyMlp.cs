@@ -12,7 +12,7 @@ public sealed record ToyMlpConfig(int DataDimension = 2, int Hidden = 128, int L
 /// A small time-conditioned MLP ε_θ(x_t, t) for 2-D toy data: [x_t, sinusoidal(t)] → (Linear → SiLU)×L → Linear.
 /// With a learned variance its output has twice the data dimension.
 /// </summary>
-public sealed class ToyMlp : nn.Module<Tensor, Tensor, Tensor>
+public sealed class ToyMlp : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
 {
     private readonly Sequential net;
     public ToyMlpConfig Config { get; }
@@ -41,6 +41,18 @@ public sealed class ToyMlp : nn.Module<Tensor, Tensor, Tensor>
         return net.forward(cat(new[] { sample, embedding }, 1)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>This network as a <see cref="Denoiser"/>.</summary>
-    public Denoiser AsDenoiser() => (sample, timesteps) => forward(sample, timesteps);
+    /// <summary>This network as a <see cref="Denoiser"/>; the toy model has no class embedding.</summary>
+    public Denoiser AsDenoiser(Tensor? classLabels = null) => classLabels is null
+        ? (sample, timesteps) => forward(sample, timesteps)
+        : throw new ArgumentException("The toy MLP is unconditional: pass no class labels.", nameof(classLabels));
+
+    /// <summary>2 FLOPs per multiply-add of the linear layers.</summary>
+    public long ForwardFlops
+    {
+        get
+        {
+            long inputs = Config.DataDimension + Config.TimeEmbedding, h = Config.Hidden;
+            return 2 * (inputs * h + (Config.Layers - 1) * h * h + h * Config.DataDimension * (Config.LearnVariance ? 2 : 1));
+        }
+    }
 }

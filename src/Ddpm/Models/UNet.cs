@@ -182,7 +182,7 @@ public sealed class TimestepSequential : TimestepBlock
 /// The DDPM noise predictor ε_θ(x_t, t) (Ho et al. 2020, App. B), with an optional class embedding added to the
 /// time embedding and an optional doubled output for a learned variance.
 /// </summary>
-public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
+public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
 {
     private readonly Sequential time_embed;
     private readonly Embedding? class_embed;

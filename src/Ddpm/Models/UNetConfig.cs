@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Ddpm.Models;
 
 /// <summary>
@@ -26,11 +28,11 @@ public sealed record UNetConfig(
     int NumClasses = 0,
     bool LearnSigma = false)
 {
-    public int OutChannels => InChannels * (LearnSigma ? 2 : 1);
-    public int Levels => ChannelMultipliers.Length;
-    public int TimeEmbeddingChannels => 4 * BaseChannels;
+    [JsonIgnore] public int OutChannels => InChannels * (LearnSigma ? 2 : 1);
+    [JsonIgnore] public int Levels => ChannelMultipliers.Length;
+    [JsonIgnore] public int TimeEmbeddingChannels => 4 * BaseChannels;
     /// <summary>The class index that stands for "no class" (classifier-free guidance).</summary>
-    public int NullClass => NumClasses;
+    [JsonIgnore] public int NullClass => NumClasses;
 
     /// <summary>Throws an ArgumentException that names the value to change.</summary>
     public void Validate()
