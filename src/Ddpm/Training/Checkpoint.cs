@@ -1,0 +1,171 @@
+using System.Text.Json.Serialization;
+using Ddpm.Diffusion;
+using Ddpm.IO;
+using Ddpm.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Training;
+
+/// <summary>What a checkpoint's config.json holds: enough to rebuild the model and the diffusion it was trained with.</summary>
+public sealed record CheckpointConfig(ModelConfig Model, DiffusionConfig Diffusion, TrainingConfig? Training = null, string? Dataset = null, int FormatVersion = 1);
+
+/// <summary>trainer_state.json: everything besides tensors that an exact resume needs.</summary>
+public sealed record TrainerState(
+    long Step,
+    long EmaUpdates,
+    long OptimizerSteps,
+    string GeneratorState,
+    string GlobalRngState,
+    double[]? SamplerHistory = null,
+    int[]? SamplerCounts = null,
+    double ElapsedSeconds = 0);
+
+/// <summary>
+/// A checkpoint is a directory: config.json, model.safetensors, ema.safetensors, optimizer.safetensors and
+/// trainer_state.json. A shipped model may hold only config.json and ema.safetensors. Directories are written
+/// under a temporary name and renamed, so a reader never sees half a checkpoint.
+/// </summary>
+public static class Checkpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string ModelFile = "model.safetensors";
+    public const string EmaFile = "ema.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string StateFile = "trainer_state.json";
+
+    /// <summary>Writes <paramref name="files"/> (name → writer into the directory) as the directory <paramref name="dir"/>, replacing it atomically.</summary>
+    public static void WriteDirectory(string dir, Action<string> writeInto)
+    {
+        string full = Path.GetFullPath(dir);
+        string parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        string temp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            writeInto(temp);
+            if (Directory.Exists(full))
+            {
+                string old = Path.Combine(parent, $".{Path.GetFileName(full)}.old-{Guid.NewGuid():N}");
+                Directory.Move(full, old);
+                Directory.Move(temp, full);
+                Directory.Delete(old, recursive: true);
+            }
+            else
+            {
+                Directory.Move(temp, full);
+            }
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            throw;
+        }
+    }
+
+    public static CheckpointConfig ReadConfig(string dir)
+    {
+        if (!Directory.Exists(dir))
+            throw new CheckpointException($"checkpoint directory '{dir}' does not exist: pass a directory written by 'ddpm train' (e.g. RUN/checkpoints/step-0001000) or a shipped model under models/.");
+        string path = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(path))
+            throw new CheckpointException($"'{dir}' has no {ConfigFile}: it is not a checkpoint, or it was half-written; use another checkpoint directory.");
+        try
+        {
+            var config = Json.Read<CheckpointConfig>(path);
+            if (config.Model is null || config.Diffusion is null)
+                throw new CheckpointException($"{path} lacks the model or diffusion section: the checkpoint is damaged; use another one.");
+            config.Model.Validate();
+            config.Diffusion.Validate();
+            return config;
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        {
+            throw new CheckpointException($"{path} is not a valid checkpoint configuration ({e.Message}); use another checkpoint.", e);
+        }
+    }
+
+    /// <summary>Named parameters and buffers of a module, the tensors a checkpoint stores.</summary>
+    public static List<(string Name, Tensor Tensor)> NamedTensors(nn.Module module) =>
+        module.named_parameters().Select(p => (p.name, (Tensor)p.parameter))
+            .Concat(module.named_buffers().Select(b => (b.name, b.buffer))).ToList();
+
+    /// <summary>Copies <paramref name="state"/> into the module's tensors; every tensor must be present with the same shape.</summary>
+    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> state, string source)
+    {
+        using var noGrad = no_grad();
+        var named = NamedTensors(module);
+        foreach (var (name, target) in named)
+        {
+            if (!state.TryGetValue(name, out var value))
+                throw new CheckpointException($"{source} has no tensor '{name}': the checkpoint does not fit this model (was it trained with another preset?).");
+            if (!value.shape.SequenceEqual(target.shape))
+                throw new CheckpointException($"{source}: '{name}' has shape [{string.Join(",", value.shape)}] but the model needs [{string.Join(",", target.shape)}]: the checkpoint does not fit this model.");
+            target.copy_(value.to_type(target.dtype));
+        }
+        var known = named.Select(n => n.Name).ToHashSet();
+        var extra = state.Keys.Where(k => !known.Contains(k)).Take(3).ToArray();
+        if (extra.Length > 0)
+            throw new CheckpointException($"{source} holds tensors the model lacks ({string.Join(", ", extra)}): the checkpoint does not fit this model.");
+    }
+
+    /// <summary>
+    /// Builds the network a checkpoint describes and loads its EMA weights (or the raw weights when
+    /// <paramref name="useEma"/> is false or the checkpoint has no EMA file). The module is in eval mode.
+    /// </summary>
+    public static (nn.Module Network, CheckpointConfig Config) LoadNetwork(string dir, bool useEma = true)
+    {
+        var config = ReadConfig(dir);
+        string file = Path.Combine(dir, useEma && File.Exists(Path.Combine(dir, EmaFile)) ? EmaFile : ModelFile);
+        if (!File.Exists(file))
+            throw new CheckpointException($"'{dir}' has no {ModelFile} or {EmaFile}: the checkpoint is incomplete; use another one.");
+        var network = config.Model.Create();
+        Dictionary<string, Tensor> state;
+        try
+        {
+            state = SafeTensors.Load(file);
+        }
+        catch (CorruptFileException e)
+        {
+            throw new CheckpointException($"{file} is damaged ({e.Message}); use another checkpoint.", e);
+        }
+        try
+        {
+            LoadInto(network, state, file);
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
+        }
+        network.eval();
+        return (network, config);
+    }
+
+    /// <summary>The checkpoint directories under a run directory, oldest first.</summary>
+    public static string[] List(string runDir)
+    {
+        string root = Path.Combine(runDir, "checkpoints");
+        return Directory.Exists(root)
+            ? Directory.GetDirectories(root, "step-*").Where(d => File.Exists(Path.Combine(d, StateFile))).Order(StringComparer.Ordinal).ToArray()
+            : Array.Empty<string>();
+    }
+
+    /// <summary>A checkpoint directory itself, or the newest checkpoint of a run directory.</summary>
+    public static string Resolve(string path)
+    {
+        if (File.Exists(Path.Combine(path, ConfigFile))) return path;
+        var all = List(path);
+        return all.Length > 0
+            ? all[^1]
+            : throw new CheckpointException($"'{path}' is neither a checkpoint directory nor a run directory with checkpoints: pass RUN or RUN/checkpoints/step-N from 'ddpm train'.");
+    }
+
+    public static string StepDirectory(string runDir, long step) => Path.Combine(runDir, "checkpoints", $"step-{step:D7}");
+}
+
+/// <summary>A checkpoint that is missing, damaged or does not fit the model; the message says which and what to do.</summary>
+public sealed class CheckpointException : Exception
+{
+    public CheckpointException(string message, Exception? inner = null) : base(message, inner) { }
+}
