@@ -8,7 +8,7 @@ namespace Ddpm.Imaging;
 /// in this order: the file named by the <c>DDPM_FONT</c> environment variable, the default typeface if it has glyphs,
 /// a few common families through the font manager, a scan of the usual font directories (DejaVu Sans, Liberation
 /// Sans, ... first). Where no font exists at all (a bare container) a built-in 5×7 pixel font (upper case, digits,
-/// common punctuation) is drawn instead, so labels never silently disappear.
+/// common punctuation) is drawn instead, so labels never silently disappear; <c>DDPM_FONT=builtin</c> forces it.
 /// </summary>
 public static class PlotText
 {
@@ -51,6 +51,8 @@ public static class PlotText
         try
         {
             var fromEnvironment = Environment.GetEnvironmentVariable("DDPM_FONT");
+            if (string.Equals(fromEnvironment, "builtin", StringComparison.OrdinalIgnoreCase))
+                return null;
             if (!string.IsNullOrWhiteSpace(fromEnvironment) && TryLoad(fromEnvironment) is { } chosen)
                 return chosen;
             if (SKTypeface.Default is { GlyphCount: > 0 } platformDefault)

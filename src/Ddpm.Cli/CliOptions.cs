@@ -1,0 +1,88 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace Ddpm.Cli;
+
+/// <summary>
+/// Factories for validated options. Every value is checked while parsing, so an invalid command line is rejected
+/// before any work starts or any file is written; the messages name the option, the allowed range and the value.
+/// </summary>
+public static class CliOptions
+{
+    /// <summary>An integer option in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static Option<int> Int(string name, string description, int defaultValue, int min, int max = int.MaxValue, string? rangeNote = null, string? helpName = null) =>
+        new(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r => (int)ParseInteger(r, name, min, max, rangeNote),
+        };
+
+    /// <summary>A 64-bit integer option in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static Option<long> Long(string name, string description, long defaultValue, long min, long max = long.MaxValue, string? rangeNote = null, string? helpName = null) =>
+        new(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r => ParseInteger(r, name, min, max, rangeNote),
+        };
+
+    /// <summary>The random seed: a non-negative integer.</summary>
+    public static Option<long> Seed(long defaultValue = 0) =>
+        Long("--seed", "Random seed (a non-negative integer); the same seed gives the same output.", defaultValue, 0, helpName: "SEED");
+
+    /// <summary>A required output directory. It may exist (files in it are replaced) but must not be a file.</summary>
+    public static Option<string> OutputDirectory(string name = "--out", string description = "Output directory (created if missing).") =>
+        new(name)
+        {
+            Description = description,
+            Required = true,
+            HelpName = "DIR",
+            CustomParser = r =>
+            {
+                string value = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+                if (string.IsNullOrWhiteSpace(value))
+                {
+                    r.AddError($"{name} needs a directory path, e.g. {name} out/demo");
+                    return "";
+                }
+                if (value.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+                {
+                    r.AddError($"{name} '{value}' contains characters that are not allowed in a path");
+                    return "";
+                }
+                if (File.Exists(value))
+                {
+                    r.AddError($"{name} '{value}' is an existing file; give a directory path");
+                    return "";
+                }
+                return value;
+            },
+        };
+
+    private static long ParseInteger(ArgumentResult r, string name, long min, long max, string? rangeNote)
+    {
+        string range = max == long.MaxValue || max == int.MaxValue ? $"an integer >= {min}" : $"an integer from {min} to {max}";
+        if (rangeNote is not null) range += $" ({rangeNote})";
+        if (r.Tokens.Count != 1)
+        {
+            r.AddError($"{name} needs one value, {range}");
+            return default;
+        }
+        string text = r.Tokens[0].Value;
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value))
+        {
+            r.AddError($"{name} must be {range}; got '{text}'");
+            return default;
+        }
+        if (value < min || value > max)
+        {
+            r.AddError($"{name} must be {range}; got {value}");
+            return default;
+        }
+        return value;
+    }
+}
