@@ -76,6 +76,15 @@ public static class CliErrors
                 code = ExitCodes.Usage;
                 message = $"{StripParameterSuffix(argument)} Run '{helpHint}' for usage.";
                 break;
+            case Ddpm.Data.DatasetException or Ddpm.Training.CheckpointException or Ddpm.IO.CorruptFileException:
+                // Bad input files: the message already names the file, the problem and the fix.
+                code = ExitCodes.Usage;
+                message = exception.Message;
+                break;
+            case Ddpm.Training.TrainingDivergedException:
+                code = ExitCodes.Failure;
+                message = exception.Message;
+                break;
             case OperationCanceledException:
                 code = ExitCodes.Cancelled;
                 message = "cancelled; no output was written for the unfinished step.";

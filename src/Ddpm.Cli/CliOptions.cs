@@ -63,6 +63,54 @@ public static class CliOptions
             },
         };
 
+    /// <summary>A number option in [<paramref name="min"/>, <paramref name="max"/>] (bounds inclusive unless stated).</summary>
+    public static Option<double> Double(string name, string description, double defaultValue, double min, double max, bool minExclusive = false, bool maxExclusive = false, string? helpName = null) =>
+        new(name)
+        {
+            Description = description,
+            HelpName = helpName ?? "X",
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r =>
+            {
+                string range = $"a number in {(minExclusive ? "(" : "[")}{min.ToString(CultureInfo.InvariantCulture)}, {(double.IsPositiveInfinity(max) ? "inf" : max.ToString(CultureInfo.InvariantCulture))}{(maxExclusive ? ")" : "]")}";
+                if (r.Tokens.Count != 1) { r.AddError($"{name} needs one value, {range}"); return default; }
+                string text = r.Tokens[0].Value;
+                if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value))
+                {
+                    r.AddError($"{name} must be {range}; got '{text}'");
+                    return default;
+                }
+                bool ok = (minExclusive ? value > min : value >= min) && (maxExclusive ? value < max : value <= max);
+                if (!ok) { r.AddError($"{name} must be {range}; got {text}"); return default; }
+                return value;
+            },
+        };
+
+    /// <summary>An enum option written in kebab-case (fixed-small, loss-aware, ...).</summary>
+    public static Option<T> Choice<T>(string name, string description, T defaultValue) where T : struct, Enum =>
+        new(name)
+        {
+            Description = $"{description} One of: {string.Join(", ", Enum.GetValues<T>().Select(Kebab))}.",
+            HelpName = string.Join("|", Enum.GetValues<T>().Select(Kebab)),
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r =>
+            {
+                string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+                foreach (var value in Enum.GetValues<T>())
+                    if (string.Equals(Kebab(value), text, StringComparison.OrdinalIgnoreCase)) return value;
+                r.AddError($"{name} must be one of {string.Join(", ", Enum.GetValues<T>().Select(Kebab))}; got '{text}'");
+                return default;
+            },
+        };
+
+    /// <summary>FixedSmall → fixed-small, X0 → x0.</summary>
+    public static string Kebab<T>(T value) where T : struct, Enum =>
+        System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+
+    /// <summary>An optional text option.</summary>
+    public static Option<string?> Text(string name, string description, string? helpName = null, string? defaultValue = null) =>
+        new(name) { Description = description, HelpName = helpName, DefaultValueFactory = _ => defaultValue };
+
     private static long ParseInteger(ArgumentResult r, string name, long min, long max, string? rangeNote)
     {
         string range = max == long.MaxValue || max == int.MaxValue ? $"an integer >= {min}" : $"an integer from {min} to {max}";

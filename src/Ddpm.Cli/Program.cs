@@ -62,6 +62,7 @@ public static class Program
             HelpName = Name,
         };
         root.Add(DemoCommand.Create(context));
+        root.Add(TrainCommand.Create(context));
         CliErrors.RequireSubcommand(root, Name);
         return root;
     }

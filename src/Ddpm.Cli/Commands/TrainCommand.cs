@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Globalization;
+using Ddpm.Data;
+using Ddpm.Diffusion;
+using Ddpm.Models;
+using Ddpm.Schedules;
+using Ddpm.Training;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Cli.Commands;
+
+/// <summary><c>ddpm train</c>: trains a model on a data set, or resumes a run.</summary>
+public static class TrainCommand
+{
+    /// <summary>Model presets by name: the U-Net presets and the toy MLP for 2-D data.</summary>
+    public const string ToyPreset = "toy-mlp";
+
+    public static ModelConfig Preset(string name) =>
+        name == ToyPreset ? new ModelConfig(ToyMlp: new ToyMlpConfig())
+        : UNetPresets.All.TryGetValue(name, out var unet) ? new ModelConfig(unet)
+        : throw new CliUsageException($"unknown preset '{name}'. Known presets: {string.Join(", ", UNetPresets.All.Keys.Append(ToyPreset))}.");
+
+    /// <summary>Loads the training split of <paramref name="name"/> as training data for <paramref name="model"/>.</summary>
+    public static TrainingData LoadData(string name, string? dataDir, ModelConfig model, long seed)
+    {
+        if (ToyDatasets.IsToy(name))
+        {
+            if (model.IsImageModel) throw new CliUsageException($"'{name}' is 2-D toy data: train it with --preset {ToyPreset}.");
+            var points = ToyDatasets.Sample(name, 100_000, new Generator((ulong)seed)).DetachFromDisposeScope();
+            return new TrainingData(points, null, name);
+        }
+        if (!model.IsImageModel) throw new CliUsageException($"--preset {ToyPreset} is for 2-D toy data (toy:moons, toy:swissroll, toy:8gaussians, toy:checkerboard); pick an image preset for '{name}'.");
+        var dataset = DatasetLoader.Load(name, dataDir, "train", model.UNet!.ImageSize);
+        if (dataset.Channels != model.UNet.InChannels || dataset.ImageSize != model.UNet.ImageSize)
+            throw new CliUsageException($"'{name}' has {dataset.Channels}×{dataset.Height}×{dataset.Width} images but the model expects {model.UNet.InChannels}×{model.UNet.ImageSize}×{model.UNet.ImageSize}: choose a preset made for this data set.");
+        return new TrainingData(dataset.Images, dataset.Labels, dataset.Name, dataset.NumClasses);
+    }
+
+    public static Command Create(CliContext context)
+    {
+        var dataset = CliOptions.Text("--dataset", "Data set: fashion-mnist, mnist, cifar10, folder:PATH, toy:moons, toy:swissroll, toy:8gaussians, toy:checkerboard.", "NAME");
+        var dataDir = CliOptions.Text("--data-dir", "Directory of the data set's files (fashion-mnist defaults to /usr/share/datasets/fashion-mnist).", "DIR");
+        var preset = CliOptions.Text("--preset", $"Model preset: {string.Join(", ", UNetPresets.All.Keys)}, {ToyPreset} (default: fashion-mnist, or {ToyPreset} for toy data).", "NAME");
+        var steps = CliOptions.Long("--steps", "Total training steps.", 10_000, 1, helpName: "N");
+        var output = CliOptions.OutputDirectory(description: "Run directory: checkpoints/, samples/ and log.jsonl go here.");
+        output.Required = false;
+        var resume = CliOptions.Text("--resume", "Continue a run: a run directory (its newest checkpoint) or a checkpoint directory. --steps sets the new total.", "PATH");
+        var batch = CliOptions.Int("--batch", "Batch size.", 128, 1, 65536, helpName: "B");
+        var lr = CliOptions.Double("--lr", "Adam learning rate.", 2e-4, 0, 1, minExclusive: true);
+        var warmup = CliOptions.Int("--warmup", "Linear learning-rate warm-up steps.", 5000, 0);
+        var clip = CliOptions.Double("--grad-clip", "Global gradient-norm clipping.", 1.0, 0, double.PositiveInfinity, minExclusive: true);
+        var ema = CliOptions.Double("--ema", "EMA decay of the weights.", 0.9999, 0, 1, maxExclusive: true);
+        var emaWarmup = new Option<bool>("--ema-warmup") { Description = "EMA decay min(d, (1+k)/(10+k)) after k updates." };
+        var loss = CliOptions.Choice("--loss", "Training objective.", LossType.Simple);
+        var prediction = CliOptions.Choice("--prediction", "What the network predicts.", PredictionType.Epsilon);
+        var variance = CliOptions.Choice("--variance", "Reverse-process variance (learned ones need --loss hybrid or kl).", VarianceType.FixedSmall);
+        var schedule = CliOptions.Choice("--schedule", "Noise schedule.", ScheduleKind.Linear);
+        var timesteps = CliOptions.Int("--timesteps", "Diffusion steps T.", 1000, 1, 100_000);
+        var sampling = CliOptions.Choice("--timestep-sampling", "How training timesteps are drawn.", TimestepSampling.Uniform);
+        var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
+        var seed = CliOptions.Seed();
+        var logEvery = CliOptions.Int("--log-every", "Steps between log lines.", 10, 1);
+        var sampleEvery = CliOptions.Int("--sample-every", "Steps between EMA sample grids (0: never).", 0, 0);
+        var checkpointEvery = CliOptions.Int("--checkpoint-every", "Steps between checkpoints.", 1000, 1);
+        var keep = CliOptions.Int("--keep", "Checkpoints to keep.", 3, 1);
+
+        var command = new Command("train", "Train a diffusion model (the paper's recipe by default: Adam 2e-4, 5000 warm-up steps, clipping at 1, EMA 0.9999).")
+        {
+            dataset, dataDir, preset, steps, output, resume, batch, lr, warmup, clip, ema, emaWarmup, loss, prediction, variance,
+            schedule, timesteps, sampling, flip, seed, logEvery, sampleEvery, checkpointEvery, keep,
+        };
+        command.SetAction(parse =>
+        {
+            string? resumePath = parse.GetValue(resume);
+            string? outDir = parse.GetValue(output);
+            Trainer trainer;
+            TrainingData data;
+            if (resumePath is not null)
+            {
+                string checkpointDir = Checkpoint.Resolve(resumePath);
+                var saved = Checkpoint.ReadConfig(checkpointDir);
+                string name = parse.GetValue(dataset) ?? saved.Dataset ?? throw new CliUsageException("the checkpoint does not name its data set: pass --dataset.");
+                data = LoadData(name, parse.GetValue(dataDir), saved.Model, saved.Training?.Seed ?? 0);
+                long? total = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
+                trainer = Trainer.Resume(checkpointDir, data, total, outDir);
+            }
+            else
+            {
+                if (outDir is null) throw new CliUsageException("--out DIR is required (or --resume PATH to continue a run).");
+                string name = parse.GetValue(dataset) ?? throw new CliUsageException("--dataset is required, e.g. --dataset fashion-mnist.");
+                var model = Preset(parse.GetValue(preset) ?? (ToyDatasets.IsToy(name) ? ToyPreset : "fashion-mnist"));
+                var diffusion = new DiffusionConfig(
+                    new ScheduleConfig(parse.GetValue(schedule), parse.GetValue(timesteps)),
+                    parse.GetValue(prediction), parse.GetValue(variance), parse.GetValue(loss));
+                var training = new TrainingConfig(parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(warmup),
+                    parse.GetValue(clip), parse.GetValue(ema), parse.GetValue(emaWarmup), parse.GetValue(sampling), parse.GetValue(flip),
+                    0.0, parse.GetValue(seed), parse.GetValue(logEvery), parse.GetValue(sampleEvery), parse.GetValue(checkpointEvery), parse.GetValue(keep));
+                if (Checkpoint.List(outDir).Length > 0)
+                    throw new CliUsageException($"'{outDir}' already holds a training run: continue it with --resume {outDir}, or choose another --out.");
+                data = LoadData(name, parse.GetValue(dataDir), model, training.Seed);
+                trainer = Trainer.Create(model, diffusion, training, data, outDir);
+            }
+            using (trainer)
+                return Run(trainer, context);
+        });
+        return command;
+    }
+
+    private static int Run(Trainer trainer, CliContext context)
+    {
+        var t = trainer.Config.Training!;
+        var network = (IDenoisingNetwork)trainer.Network;
+        context.Console.MarkupLine($"training [bold]{Markup.Escape(trainer.Config.Dataset ?? "?")}[/] for {t.Steps:N0} steps (from step {trainer.Step:N0}), batch {t.BatchSize}, " +
+                                   $"{trainer.Network.parameters().Sum(p => p.numel()):N0} parameters, {network.ForwardFlops / 1e9:F2} GFLOP per forward; run directory {Markup.Escape(trainer.RunDirectory)}");
+        using var cancellation = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancellation.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            if (context.Console.Profile.Capabilities.Interactive)
+            {
+                context.Console.Progress()
+                    .AutoClear(false)
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("training", maxValue: t.Steps);
+                        task.Value = trainer.Step;
+                        trainer.Run(new Progress(task), cancellation.Token);
+                    });
+            }
+            else
+            {
+                // Not a terminal (a log file, CI): one plain line per log interval instead of a live bar.
+                trainer.Run(new PlainProgress(context.Out), cancellation.Token);
+            }
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+        var last = Checkpoint.List(trainer.RunDirectory).LastOrDefault();
+        context.Console.MarkupLine($"{(cancellation.IsCancellationRequested ? "interrupted" : "finished")} at step {trainer.Step:N0}; checkpoint [bold]{Markup.Escape(last ?? "-")}[/]");
+        return cancellation.IsCancellationRequested ? ExitCodes.Cancelled : ExitCodes.Success;
+    }
+
+    private static string Describe(TrainingProgress p) =>
+        string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} grad {p.GradNorm:F3} lr {p.LearningRate:E2} {p.ImagesPerSecond:F1} img/s");
+
+    /// <summary>Updates a Spectre progress task synchronously (Progress&lt;T&gt; would post to a thread pool).</summary>
+    private sealed class Progress(ProgressTask task) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            task.Value = value.Step;
+            task.Description = Markup.Escape(Describe(value));
+        }
+    }
+
+    private sealed class PlainProgress(TextWriter output) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            double secondsPerStep = value.ElapsedSeconds / Math.Max(1, value.Step);
+            var eta = TimeSpan.FromSeconds((value.TotalSteps - value.Step) * secondsPerStep);
+            output.WriteLine($"{Describe(value)} elapsed {TimeSpan.FromSeconds(value.ElapsedSeconds):hh\\:mm\\:ss} eta {eta:hh\\:mm\\:ss}");
+            output.Flush();
+        }
+    }
+}
