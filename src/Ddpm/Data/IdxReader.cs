@@ -59,8 +59,9 @@ public static class IdxReader
         }
         catch (InvalidDataException ex)
         {
-            // GZipStream's way of saying the compressed data is damaged.
-            throw new DatasetException($"IDX file '{path}' is a corrupt gzip stream ({ex.Message}); re-download it.", ex);
+            // GZipStream's way of saying the compressed data is damaged. Its own message is generic (a failed CRC check
+            // reads "unsupported compression method"), so it stays in the inner exception only.
+            throw new DatasetException($"IDX file '{path}' is a corrupt gzip stream (the compressed data does not decode or fails its checksum); re-download it.", ex);
         }
         catch (IOException ex) when (ex is not FileNotFoundException)
         {

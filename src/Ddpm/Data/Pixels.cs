@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,8 +16,44 @@ internal static class Pixels
     private const int ChunkElements = 1 << 24;
 
     /// <summary>A detached float32 tensor of <paramref name="shape"/>, contiguous and uninitialised.</summary>
-    public static Tensor NewImageTensor(params long[] shape) =>
-        empty(shape, ScalarType.Float32).DetachFromDisposeScope();
+    public static Tensor NewImageTensor(params long[] shape)
+    {
+        var result = empty(shape, ScalarType.Float32).DetachFromDisposeScope();
+        PreferHugePages(result);
+        return result;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int madvise(IntPtr address, UIntPtr length, int advice);
+
+    private const int MadvHugePage = 14;
+    private const long HugePage = 2L << 20;
+
+    /// <summary>
+    /// Fresh memory costs a page fault per 4 KiB page on first touch; in VMs that is slow (measured here: 0.6 s to
+    /// fill the 188 MB Fashion-MNIST tensor, 0.12 s after this). Asking Linux for transparent huge pages on the
+    /// tensor's 2 MiB-aligned interior cuts the faults 512-fold. Only a hint: any failure is ignored.
+    /// </summary>
+    private static unsafe void PreferHugePages(Tensor tensor)
+    {
+        long bytes = tensor.numel() * tensor.element_size();
+        if (!OperatingSystem.IsLinux() || bytes < 2 * HugePage)
+            return;
+        try
+        {
+            // The first element's address, through a one-element view (Tensor.bytes stops at 2 GiB).
+            using var flat = tensor.view(-1);
+            using var first = flat.narrow(0, 0, 1);
+            long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
+            long alignedStart = (start + HugePage - 1) & ~(HugePage - 1);
+            long alignedEnd = (start + bytes) & ~(HugePage - 1);
+            if (alignedEnd > alignedStart)
+                _ = madvise((IntPtr)alignedStart, (UIntPtr)(ulong)(alignedEnd - alignedStart), MadvHugePage);
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
 
     /// <summary>Writes p/127.5 − 1 for each byte of <paramref name="source"/> to elements [offset, offset + length) of <paramref name="destination"/> (contiguous float32).</summary>
     public static void ToUnitRange(ReadOnlySpan<byte> source, Tensor destination, long offset)
