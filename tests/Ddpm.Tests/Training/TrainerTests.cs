@@ -152,3 +152,52 @@ public sealed class TrainerTests : IDisposable
         Assert.True(last.Loss < 0.6 * first.Loss, $"loss went from {first.Loss:F3} to {last.Loss:F3}");
     }
 }
+
+public sealed class ExportTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "ddpm-export-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+
+    [Fact]
+    public void ExportWritesFloat16EmaWeightsThatLoadAsAModel()
+    {
+        using var scope = NewDisposeScope();
+        var images = (rand(new long[] { 32, 1, 8, 8 }, generator: new Generator(3)) * 2 - 1).DetachFromDisposeScope();
+        var data = new TrainingData(images, null, "random-8x8");
+        string run = Path.Combine(_root, "run");
+        Dictionary<string, Tensor> ema;
+        using (var trainer = Trainer.Create(new ModelConfig(UNetPresets.Tiny), new DiffusionConfig(new ScheduleConfig(Timesteps: 50)),
+                   new TrainingConfig(Steps: 3, BatchSize: 8, WarmupSteps: 0, EmaDecay: 0.5, CheckpointEvery: 3), data, run))
+        {
+            trainer.Run();
+            ema = trainer.EmaWeights.ToDictionary(p => p.Key, p => p.Value.clone());
+        }
+        string model = Path.Combine(_root, "model");
+        var stderr = new StringWriter();
+        int code = Ddpm.Cli.Program.Run(new[] { "export", "--checkpoint", run, "--out", model, "--float16" }, new StringWriter(), stderr);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Equal(new[] { Checkpoint.ConfigFile, Checkpoint.EmaFile }, Directory.GetFiles(model).Select(Path.GetFileName).Order());
+        var stored = SafeTensors.Load(Path.Combine(model, Checkpoint.EmaFile));
+        Assert.All(stored.Values, t => Assert.Equal(ScalarType.Float16, t.dtype));
+        var (network, config) = Checkpoint.LoadNetwork(model);
+        using (network)
+        {
+            Assert.Equal(UNetPresets.Tiny.BaseChannels, config.Model.UNet!.BaseChannels);
+            foreach (var (name, p) in network.named_parameters())
+            {
+                // float16 keeps 11 significant bits: relative error below 2^-11 per element (plus tiny absolute slack).
+                var err = (p - ema[name]).abs() - (ema[name].abs() * (1.0 / 2048) + 1e-7);
+                Assert.True(Numerics.MaxAbs(err.clamp_min(0)) == 0, $"{name} differs from the EMA weights beyond float16 rounding");
+            }
+        }
+        // A missing checkpoint is a one-line usage error.
+        var err2 = new StringWriter();
+        Assert.Equal(2, Ddpm.Cli.Program.Run(new[] { "export", "--checkpoint", Path.Combine(_root, "nope"), "--out", Path.Combine(_root, "x") }, new StringWriter(), err2));
+        Assert.StartsWith("error:", err2.ToString());
+        Assert.False(Directory.Exists(Path.Combine(_root, "x")));
+    }
+}

@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Text.Json;
+using Ddpm.Imaging;
+using Ddpm.IO;
+using Ddpm.Training;
+using SkiaSharp;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Cli.Commands;
+
+/// <summary><c>ddpm plot loss</c> and <c>ddpm export</c>: turning a training run into a figure and a shippable model.</summary>
+public static class ToolsCommands
+{
+    public static Command CreatePlot(CliContext context)
+    {
+        var log = CliOptions.Text("--log", "A run's log.jsonl (or the run directory).", "FILE");
+        log.Required = true;
+        var output = new Option<string>("--out") { Description = "The PNG to write.", Required = true, HelpName = "FILE" };
+        var smooth = CliOptions.Int("--smooth", "Moving-average window in log lines.", 20, 1);
+        var loss = new Command("loss", "Plot the training loss of a run (raw and moving average, log scale).") { log, output, smooth };
+        loss.SetAction(parse =>
+        {
+            string path = parse.GetValue(log)!;
+            if (Directory.Exists(path)) path = Path.Combine(path, "log.jsonl");
+            if (!File.Exists(path)) throw new CliUsageException($"'{path}' does not exist: pass a run's log.jsonl or its run directory.");
+            var records = new List<TrainingProgress>();
+            foreach (var (line, i) in File.ReadLines(path).Select((l, i) => (l, i)))
+            {
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                try { records.Add(JsonSerializer.Deserialize<TrainingProgress>(line, Json.Compact)!); }
+                catch (JsonException) { throw new CliUsageException($"{path} line {i + 1} is not a training log record: pass the log.jsonl written by 'ddpm train'."); }
+            }
+            if (records.Count == 0) throw new CliUsageException($"{path} has no records yet.");
+            var steps = records.Select(r => (double)r.Step).ToArray();
+            var raw = records.Select(r => r.Loss).ToArray();
+            int w = parse.GetValue(smooth);
+            var averaged = raw.Select((_, i) => raw.Skip(Math.Max(0, i - w + 1)).Take(Math.Min(w, i + 1)).Average()).ToArray();
+            string hours = (records[^1].ElapsedSeconds / 3600).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
+            LinePlot.SavePng(parse.GetValue(output)!, new[]
+            {
+                new LineSeries("loss", steps, raw, new SKColor(31, 119, 180, 90), 1f),
+                new LineSeries($"mean of {w}", steps, averaged, new SKColor(214, 39, 40), 2f),
+            }, new LinePlotOptions { Title = $"training loss ({records[^1].Step:N0} steps, {hours} h)", XLabel = "step", YLabel = "loss", LogY = true });
+            context.Console.MarkupLine($"wrote [bold]{Markup.Escape(parse.GetValue(output)!)}[/]");
+            return ExitCodes.Success;
+        });
+        var plot = new Command("plot", "Figures from runs and evaluations.") { loss };
+        CliErrors.RequireSubcommand(plot, $"{Program.Name} plot");
+        return plot;
+    }
+
+    public static Command CreateExport(CliContext context)
+    {
+        var checkpoint = CliOptions.Text("--checkpoint", "A checkpoint directory, or a run directory (its newest checkpoint).", "DIR");
+        checkpoint.Required = true;
+        var output = CliOptions.OutputDirectory(description: "The model directory to write (config.json + ema.safetensors).");
+        var half = new Option<bool>("--float16") { Description = "Store the weights as float16 (half the size; sampling runs in float32)." };
+        var export = new Command("export", "Write a checkpoint's EMA weights as a standalone model directory that 'ddpm sample --checkpoint' accepts.") { checkpoint, output, half };
+        export.SetAction(parse =>
+        {
+            string dir = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
+            var (network, config) = Checkpoint.LoadNetwork(dir, useEma: true);
+            using (network)
+            {
+                var dtype = parse.GetValue(half) ? ScalarType.Float16 : ScalarType.Float32;
+                using var scope = NewDisposeScope();
+                var weights = Checkpoint.NamedTensors(network).ToDictionary(p => p.Name, p => p.Tensor.detach().to_type(dtype));
+                string target = parse.GetValue(output)!;
+                Checkpoint.WriteDirectory(target, temp =>
+                {
+                    AtomicFile.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFile), Json.Serialize(config with { Training = config.Training }));
+                    SafeTensors.Save(Path.Combine(temp, Checkpoint.EmaFile), weights, new Dictionary<string, string> { ["source"] = Path.GetFileName(dir) });
+                });
+                long bytes = new DirectoryInfo(target).GetFiles().Sum(f => f.Length);
+                context.Console.MarkupLine($"wrote [bold]{Markup.Escape(target)}[/] ({bytes / 1e6:F1} MB, {dtype}) from {Markup.Escape(dir)}");
+            }
+            return ExitCodes.Success;
+        });
+        return export;
+    }
+}
