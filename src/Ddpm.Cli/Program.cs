@@ -63,6 +63,9 @@ public static class Program
         };
         root.Add(DemoCommand.Create(context));
         root.Add(TrainCommand.Create(context));
+        root.Add(ModelCommand.Create(context)); root.Add(BenchCommand.Create(context));
+        root.Add(ToolsCommands.CreatePlot(context));
+        root.Add(ToolsCommands.CreateExport(context));
         CliErrors.RequireSubcommand(root, Name);
         return root;
     }
