@@ -1,0 +1,145 @@
+using Ddpm.Cli.Commands;
+using Ddpm.Cli.Output;
+using Ddpm.Imaging;
+using SkiaSharp;
+
+namespace Ddpm.Tests.Cli;
+
+[Collection(CheckpointCollection.Name)]
+public class SampleCommandTests(CheckpointFixture fixture)
+{
+    private static void AssertSuccess(CliRun run)
+    {
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
+        Assert.Equal("", run.Stderr);
+    }
+
+    private static string[] FileNames(string dir) =>
+        Directory.GetFiles(dir).Select(f => Path.GetFileName(f)!).OrderBy(f => f, StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public void Sample_WritesOnePngPerSampleAndAGrid_AndTheSameSeedGivesIdenticalFiles()
+    {
+        using var temp = new TempDirectory();
+        string[] Args(string dir, string seed) =>
+            new[] { "sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddim", "--steps", "10", "--n", "5", "--batch", "2", "--seed", seed, "--out", temp.Combine(dir) };
+
+        var first = CliRunner.Run(Args("a", "3"));
+        AssertSuccess(first);
+        Assert.Contains("DDIM", first.Stdout);
+        Assert.Contains("10 steps", first.Stdout);
+        var expected = new[] { SampleCommand.GridFile }.Concat(Enumerable.Range(0, 5).Select(SampleCommand.SampleFile)).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(expected, FileNames(temp.Combine("a")));
+        using (var one = SKBitmap.Decode(temp.Combine("a", SampleCommand.SampleFile(4))))
+        {
+            Assert.Equal(CheckpointFixture.ImageSize, one.Width);
+            Assert.Equal(CheckpointFixture.ImageSize, one.Height);
+        }
+        using (var grid = SKBitmap.Decode(temp.Combine("a", SampleCommand.GridFile)))
+            Assert.True(grid.Width > 3 * CheckpointFixture.ImageSize, $"grid is {grid.Width} wide");
+
+        AssertSuccess(CliRunner.Run(Args("b", "3")));
+        AssertSuccess(CliRunner.Run(Args("c", "4")));
+        foreach (var name in expected)
+            Assert.Equal(File.ReadAllBytes(temp.Combine("a", name)), File.ReadAllBytes(temp.Combine("b", name)));
+        Assert.NotEqual(File.ReadAllBytes(temp.Combine("a", SampleCommand.GridFile)), File.ReadAllBytes(temp.Combine("c", SampleCommand.GridFile)));
+    }
+
+    [Fact]
+    public void Sample_DdpmDefaultsToTSteps_AndRawWeightsAreAccepted()
+    {
+        using var temp = new TempDirectory();
+        var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--n", "2", "--raw-weights", "--out", temp.Combine("raw"));
+        AssertSuccess(run);
+        Assert.Contains($"over {CheckpointFixture.Timesteps} steps", run.Stdout);
+        Assert.Contains("raw weights", run.Stdout);
+        Assert.Equal(3, FileNames(temp.Combine("raw")).Length);
+    }
+
+    [Fact]
+    public void Sample_Gif_HasSubsampledFramesOfGreyPaletteColours_LastFrameHeld()
+    {
+        using var temp = new TempDirectory();
+        string dir = temp.Combine("gif");
+        var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--steps", "60", "--n", "3", "--gif", "--seed", "1", "--out", dir);
+        AssertSuccess(run);
+        Assert.Contains(SampleCommand.GifFile, FileNames(dir));
+
+        using var codec = SKCodec.Create(Path.Combine(dir, SampleCommand.GifFile));
+        Assert.NotNull(codec);
+        Assert.Equal(SKEncodedImageFormat.Gif, codec.EncodedFormat);
+        Assert.Equal(SampleCommand.FrameSteps(60).Length, codec.FrameCount);
+        Assert.Equal(SampleCommand.GifFrames, codec.FrameCount);
+        Assert.Equal(-1, codec.RepetitionCount); // NETSCAPE2.0 loop count 0: forever
+        var frames = codec.FrameInfo;
+        Assert.Equal(SampleCommand.GifFrameDelay * 10, frames[0].Duration);
+        Assert.Equal(SampleCommand.GifLastFrameDelay * 10, frames[^1].Duration);
+
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        foreach (int i in new[] { 0, codec.FrameCount - 1 })
+        {
+            Assert.Equal(SKCodecResult.Success, codec.GetPixels(info, bitmap.GetPixels(), new SKCodecOptions(i)));
+            var pixels = bitmap.GetPixelSpan();
+            var greys = new HashSet<byte>();
+            for (int p = 0; p < pixels.Length; p += 4)
+            {
+                Assert.True(pixels[p] == pixels[p + 1] && pixels[p + 1] == pixels[p + 2], $"frame {i}: pixel {p / 4} is not grey");
+                Assert.Equal(255, pixels[p + 3]);
+                greys.Add(pixels[p]);
+            }
+            Assert.True(greys.Count > 10, $"frame {i} has only {greys.Count} grey levels");
+        }
+    }
+
+    [Fact]
+    public void Sample_ClassConditional_TakesAClass_AndRejectsOneOutOfRange()
+    {
+        using var temp = new TempDirectory();
+        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--class", "7", "--out", temp.Combine("c7")));
+        Assert.Equal(3, FileNames(temp.Combine("c7")).Length);
+        // Without --class the classes take turns; it runs as well.
+        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--out", temp.Combine("any")));
+
+        var bad = CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--class", "10", "--out", temp.Combine("c10"));
+        Assert.Equal(2, bad.ExitCode);
+        Assert.StartsWith("error: --class must be from 0 to 9", Assert.Single(bad.StderrLines));
+        Assert.False(Directory.Exists(temp.Combine("c10")));
+    }
+
+    [Fact]
+    public void Sample_ToyModel_WritesCsvAndScatter_AndAColourGif()
+    {
+        using var temp = new TempDirectory();
+        string dir = temp.Combine("toy");
+        var run = CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--sampler", "ddim", "--steps", "20", "--n", "50", "--batch", "30", "--gif", "--out", dir);
+        AssertSuccess(run);
+        Assert.Equal(new[] { SampleCommand.GifFile, SampleCommand.CsvFile, SampleCommand.ScatterFile }, FileNames(dir));
+        Assert.Equal("x,y", File.ReadLines(Path.Combine(dir, SampleCommand.CsvFile)).First());
+        var (xs, ys) = PointsCsv.Read(Path.Combine(dir, SampleCommand.CsvFile));
+        Assert.Equal(50, xs.Length);
+        Assert.All(xs.Concat(ys), v => Assert.True(float.IsFinite(v)));
+        using (var scatter = SKBitmap.Decode(Path.Combine(dir, SampleCommand.ScatterFile)))
+            Assert.NotNull(scatter);
+
+        using var codec = SKCodec.Create(Path.Combine(dir, SampleCommand.GifFile));
+        Assert.Equal(20, codec.FrameCount);
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        Assert.Equal(SKCodecResult.Success, codec.GetPixels(info, bitmap.GetPixels(), new SKCodecOptions(19)));
+        var palette = Enumerable.Range(0, GifPalette.Size).Select(i => GifPalette.ColorCube[i]).ToHashSet();
+        var pixels = bitmap.GetPixelSpan();
+        for (int p = 0; p < pixels.Length; p += 4)
+            Assert.Contains((pixels[p], pixels[p + 1], pixels[p + 2]), palette);
+    }
+
+    [Fact]
+    public void Sample_EtaWithDdpm_IsAUsageError()
+    {
+        using var temp = new TempDirectory();
+        var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--eta", "0.5", "--out", temp.Combine("x"));
+        Assert.Equal(2, run.ExitCode);
+        Assert.StartsWith("error: --eta applies to --sampler ddim only", Assert.Single(run.StderrLines));
+        Assert.False(Directory.Exists(temp.Combine("x")));
+    }
+}
