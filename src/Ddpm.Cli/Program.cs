@@ -9,7 +9,7 @@ public static class Program
     /// <summary>The name the CLI shows in help and error messages.</summary>
     public const string Name = "ddpm";
 
-    public static int Main(string[] args) => Run(args);
+    public static int Main(string[] args) { Ddpm.Runtime.TorchRuntime.Initialize(); return Run(args); }
 
     /// <summary>
     /// Runs the CLI in-process: parses <paramref name="args"/>, runs the command and returns the exit code
@@ -63,6 +63,9 @@ public static class Program
         };
         root.Add(DemoCommand.Create(context));
         root.Add(TrainCommand.Create(context));
+        root.Add(SampleCommand.Create(context));
+        root.Add(ForwardCommand.Create(context));
+        root.Add(InterpolateCommand.Create(context));
         root.Add(ModelCommand.Create(context)); root.Add(BenchCommand.Create(context));
         root.Add(ToolsCommands.CreatePlot(context));
         root.Add(ToolsCommands.CreateExport(context));
