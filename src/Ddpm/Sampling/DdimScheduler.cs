@@ -1,4 +1,5 @@
 using Ddpm.Diffusion;
+using Ddpm.Schedules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,8 @@ public sealed class DdimScheduler : IScheduler, IDisposable
     public IReadOnlyList<int> Timesteps => _descending;
 
     public DdimScheduler(DiffusionConfig config, double eta = 0.0, TimestepSpacing spacing = TimestepSpacing.Leading,
-        bool clipSample = true, bool thresholding = false, double thresholdingRatio = 0.995, double thresholdingMaxValue = 1.0)
+        bool clipSample = true, bool thresholding = false, double thresholdingRatio = 0.995, double thresholdingMaxValue = 1.0,
+        NoiseSchedule? schedule = null)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
             throw new ArgumentException($"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like); got {eta}.", nameof(eta));
@@ -36,7 +38,7 @@ public sealed class DdimScheduler : IScheduler, IDisposable
             throw new ArgumentException($"thresholdingRatio must be in (0, 1]; got {thresholdingRatio}.", nameof(thresholdingRatio));
         if (thresholding && !(thresholdingMaxValue >= 1))
             throw new ArgumentException($"thresholdingMaxValue must be >= 1; got {thresholdingMaxValue}.", nameof(thresholdingMaxValue));
-        _diffusion = new GaussianDiffusion(config);
+        _diffusion = schedule is null ? new GaussianDiffusion(config) : new GaussianDiffusion(config, schedule);
         _alphasCumprod = _diffusion.Schedule.AlphasCumprod;
         Eta = eta;
         Spacing = spacing;
@@ -51,6 +53,23 @@ public sealed class DdimScheduler : IScheduler, IDisposable
     {
         var ascending = TimestepSelection.Select(TrainTimesteps, inferenceSteps, Spacing);
         _descending = ascending.Reverse().ToArray();
+        _indexOf = _descending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
+    }
+
+    /// <summary>
+    /// Uses exactly the given timesteps (diffusers' custom timesteps), each in [0, T−1] and distinct, in any order;
+    /// sampling walks them in descending order.
+    /// </summary>
+    public void SetTimesteps(IReadOnlyList<int> timesteps)
+    {
+        ArgumentNullException.ThrowIfNull(timesteps);
+        if (timesteps.Count == 0) throw new ArgumentException("At least one timestep is needed.", nameof(timesteps));
+        foreach (int t in timesteps)
+            if (t < 0 || t >= TrainTimesteps)
+                throw new ArgumentException($"Timesteps must lie in [0, {TrainTimesteps - 1}]; got {t}.", nameof(timesteps));
+        if (timesteps.Distinct().Count() != timesteps.Count)
+            throw new ArgumentException("Timesteps must be distinct.", nameof(timesteps));
+        _descending = timesteps.OrderDescending().ToArray();
         _indexOf = _descending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
     }
 

@@ -155,23 +155,9 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
         CheckAscending(diffusion, ascending);
-        var alphaBar = diffusion.Schedule.AlphasCumprod;
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var x = x0.alias();
-        for (int i = 0; i < ascending.Count; i++)
-        {
-            int s = ascending[i];
-            double from = i == 0 ? 1.0 : alphaBar[ascending[i - 1]], to = alphaBar[s];
-            // The model sees the sample at the previous level but the timestep being inverted to (diffusers' DDIMInverseScheduler).
-            var t = full(new long[] { x.shape[0] }, s, dtype: ScalarType.Int64, device: x.device);
-            var (_, epsilon) = diffusion.PredictX0AndEpsilon(model(x, t), x, t);
-            var predictedX0 = (x - Math.Sqrt(1 - from) * epsilon) / Math.Sqrt(from);
-            x = Math.Sqrt(to) * predictedX0 + Math.Sqrt(1 - to) * epsilon;
-            scope.DisposeEverythingBut(x);
-            progress?.Report(new SamplingProgress(i + 1, ascending.Count, s));
-        }
-        return x.MoveToOuterDisposeScope();
+        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipSample: false, schedule: diffusion.Schedule);
+        scheduler.SetTimesteps(ascending);
+        return DiffusionSampler.Invert(scheduler, model, x0, progress);
     }
 
     /// <summary>
@@ -183,26 +169,9 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
         CheckAscending(diffusion, ascending);
-        var alphaBar = diffusion.Schedule.AlphasCumprod;
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var x = xt.alias();
-        for (int i = ascending.Count - 1; i >= 0; i--)
-        {
-            int s = ascending[i];
-            double next = i == 0 ? 1.0 : alphaBar[ascending[i - 1]];
-            var t = full(new long[] { x.shape[0] }, s, dtype: ScalarType.Int64, device: x.device);
-            var (predictedX0, epsilon) = diffusion.PredictX0AndEpsilon(model(x, t), x, t);
-            if (clip)
-            {
-                predictedX0 = predictedX0.clamp(-1.0, 1.0);
-                epsilon = diffusion.PredictEpsilonFromX0(x, t, predictedX0);
-            }
-            x = Math.Sqrt(next) * predictedX0 + Math.Sqrt(1 - next) * epsilon;
-            scope.DisposeEverythingBut(x);
-            progress?.Report(new SamplingProgress(ascending.Count - i, ascending.Count, s));
-        }
-        return x.MoveToOuterDisposeScope();
+        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipSample: clip, schedule: diffusion.Schedule);
+        scheduler.SetTimesteps(ascending);
+        return DiffusionSampler.Sample(scheduler, model, xt, progress: progress);
     }
 
     private static void CheckTimestep(GaussianDiffusion diffusion, int timestep)

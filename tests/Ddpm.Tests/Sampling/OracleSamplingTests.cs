@@ -272,6 +272,12 @@ public class OracleSamplingTests
         ddim.SetTimesteps(7);
         for (int i = 0; i + 1 < ddim.Timesteps.Count; i++) Assert.Equal(ddim.Timesteps[i + 1], ddim.PreviousTimestep(ddim.Timesteps[i]));
         Assert.Equal(-1, ddim.PreviousTimestep(ddim.Timesteps[^1]));
+        // Custom timesteps (diffusers' `timesteps=`): any order in, walked descending.
+        ddim.SetTimesteps(new[] { 5, 400, 90 });
+        Assert.Equal(new[] { 400, 90, 5 }, ddim.Timesteps);
+        Assert.Equal(90, ddim.PreviousTimestep(400));
+        Assert.Throws<ArgumentException>(() => ddim.SetTimesteps(new[] { 5, 5 }));
+        Assert.Throws<ArgumentException>(() => ddim.SetTimesteps(new[] { 1000 }));
     }
 
     [Fact]
