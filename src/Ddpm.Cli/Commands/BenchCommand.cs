@@ -34,7 +34,7 @@ public static class BenchCommand
         var threads = ThreadsOption();
         var matmul = CliOptions.Int("--matmul-size", "n of the n×n float32 matmul that measures the peak.", 2048, 64, 16384, helpName: "N");
         var command = new Command("model", "Training steps/s (forward, backward, clipping, Adam, EMA) and inference forwards/s of a preset, " +
-                                           "and the float32 matmul peak; ends with one JSON line.")
+                                           "and the float32 matmul and 3x3-convolution peaks; ends with one JSON line.")
         {
             preset, batch, steps, warmup, threads, matmul,
         };

@@ -292,7 +292,15 @@ public sealed class GaussianDiffusion : IDisposable
                 terms = new LossTerms(mse, mse, null);
             }
         }
-        return new LossTerms(terms.Loss.MoveToOuterDisposeScope(), terms.Mse?.MoveToOuterDisposeScope(), terms.Vb?.MoveToOuterDisposeScope());
+        // Loss may be the same tensor as Mse or Vb: move each distinct tensor out once, or a second move would push it
+        // past the caller's scope as well.
+        var moved = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        Tensor? MoveOnce(Tensor? t)
+        {
+            if (t is not null && moved.Add(t)) t.MoveToOuterDisposeScope();
+            return t;
+        }
+        return new LossTerms(MoveOnce(terms.Loss)!, MoveOnce(terms.Mse), MoveOnce(terms.Vb));
     }
 
     /// <summary>L_T = KL(q(x_T | x_0) ‖ N(0, I)) in bits/dim, shape [B]. Independent of the model.</summary>

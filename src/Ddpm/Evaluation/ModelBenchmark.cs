@@ -124,7 +124,7 @@ public static class ModelBenchmark
     /// <summary>
     /// Measures <paramref name="config"/> at batch <paramref name="batch"/>: <paramref name="warmup"/> untimed
     /// training steps, <paramref name="steps"/> timed ones, then the same for inference forwards (eval mode,
-    /// no_grad), then the matmul peak. <paramref name="threads"/> (null: leave as is) sets libtorch's intra-op
+    /// no_grad), then the matmul and convolution peaks. <paramref name="threads"/> (null: leave as is) sets libtorch's intra-op
     /// thread count for the run; the previous count is restored afterwards.
     /// </summary>
     public static ModelBenchmarkResult Run(string preset, UNetConfig config, int batch, int steps, int warmup,

@@ -111,6 +111,15 @@ public class ModelAndBenchCommandTests
         AssertUsageError(CliRunner.Run("bench"), "model, memory");
     }
 
+    [Fact]
+    public void TorchRuntime_Initialize_IsIdempotentAndNeverThrows()
+    {
+        var first = Ddpm.Runtime.TorchRuntime.Initialize();
+        var second = Ddpm.Runtime.TorchRuntime.Initialize();
+        Assert.Same(first, second);
+        Assert.All(first, setting => Assert.Contains('=', setting));
+    }
+
     /// <summary>
     /// Issue 3's memory criterion: 1,000 training steps of <c>tiny</c> (the real Trainer) leave the resident memory
     /// within 5 % of where it was after 100. One thread: the tiny model's ops are too small to gain from two, and a

@@ -176,3 +176,28 @@ public class ParameterisationAndLossTests
         }
     }
 }
+
+public class LossScopeTests
+{
+    [Theory]
+    [InlineData(LossType.Simple, VarianceType.FixedSmall)]
+    [InlineData(LossType.Kl, VarianceType.FixedSmall)]
+    [InlineData(LossType.Hybrid, VarianceType.LearnedRange)]
+    public void LossTermsDieWithTheCallersScope(LossType loss, VarianceType variance)
+    {
+        // Loss and Mse (or Vb) can be one tensor; it must be moved out of TrainingLosses' scope exactly once, so the
+        // caller's per-step scope frees it and the live-tensor count does not grow step by step.
+        using var d = new GaussianDiffusion(new DiffusionConfig(new ScheduleConfig(Timesteps: 10), Variance: variance, Loss: loss));
+        var x0 = zeros(4, 2).DetachFromDisposeScope();
+        var noise = ones(4, 2).DetachFromDisposeScope();
+        var t = tensor(new long[] { 0, 3, 5, 9 }).DetachFromDisposeScope();
+        Denoiser model = (sample, timesteps) => variance == VarianceType.LearnedRange ? zeros(sample.shape[0], 4) : zeros_like(sample);
+        long before = Tensor.TotalCount;
+        for (int i = 0; i < 5; i++)
+        {
+            using var scope = NewDisposeScope();
+            d.TrainingLosses(model, x0, t, noise).Loss.sum().item<float>();
+        }
+        Assert.Equal(before, Tensor.TotalCount);
+    }
+}
