@@ -192,12 +192,15 @@ public class LossScopeTests
         var noise = ones(4, 2).DetachFromDisposeScope();
         var t = tensor(new long[] { 0, 3, 5, 9 }).DetachFromDisposeScope();
         Denoiser model = (sample, timesteps) => variance == VarianceType.LearnedRange ? zeros(sample.shape[0], 4) : zeros_like(sample);
-        long before = Tensor.TotalCount;
-        for (int i = 0; i < 5; i++)
+        LossTerms terms;
+        using (var scope = NewDisposeScope())
         {
-            using var scope = NewDisposeScope();
-            d.TrainingLosses(model, x0, t, noise).Loss.sum().item<float>();
+            terms = d.TrainingLosses(model, x0, t, noise);
+            Assert.False(terms.Loss.IsInvalid);
         }
-        Assert.Equal(before, Tensor.TotalCount);
+        // Every returned term died with the caller's scope (a second move would have pushed one past it).
+        Assert.True(terms.Loss.IsInvalid, "Loss outlived the caller's scope");
+        Assert.True(terms.Mse?.IsInvalid ?? true, "Mse outlived the caller's scope");
+        Assert.True(terms.Vb?.IsInvalid ?? true, "Vb outlived the caller's scope");
     }
 }
