@@ -208,8 +208,9 @@ public sealed class Trainer : IDisposable
         var saved = _parameters.Select(p => p.Parameter.detach().clone()).ToArray();
         try
         {
+            var ema = _ema.StateTensors();
             using (no_grad())
-                foreach (var ((name, p), ema) in _parameters.Zip(_ema.StateTensors().Values)) p.copy_(ema);
+                foreach (var (name, p) in _parameters) p.copy_(ema[name]);
             _network.eval();
             using var scheduler = new DdimScheduler(Config.Diffusion);
             scheduler.SetTimesteps(Math.Min(steps, _diffusion.Timesteps));
