@@ -66,7 +66,10 @@ public static class Program
         root.Add(SampleCommand.Create(context));
         root.Add(ForwardCommand.Create(context));
         root.Add(InterpolateCommand.Create(context));
-        root.Add(ModelCommand.Create(context)); root.Add(BenchCommand.Create(context));
+        root.Add(ModelCommand.Create(context));
+        root.Add(BenchCommand.Create(context));
+        root.Add(EvalCommand.Create(context));
+        root.Add(FidNetCommand.Create(context));
         root.Add(ToolsCommands.CreatePlot(context));
         root.Add(ToolsCommands.CreateExport(context));
         CliErrors.RequireSubcommand(root, Name);

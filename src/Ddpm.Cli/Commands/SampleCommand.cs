@@ -12,15 +12,6 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Cli.Commands;
 
-/// <summary>The reverse-process samplers of <c>ddpm sample</c>.</summary>
-public enum SamplerKind
-{
-    /// <summary>DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), respaced to the requested number of steps.</summary>
-    Ddpm,
-    /// <summary>DDIM (Song et al. 2020) with a given η.</summary>
-    Ddim,
-}
-
 /// <summary>The options of <c>ddpm sample</c>; <see cref="Steps"/> and <see cref="Class"/> are null when not given.</summary>
 public sealed record SampleOptions(
     string Checkpoint,
@@ -193,14 +184,8 @@ public static class SampleCommand
         public void Dispose() => (Inner as IDisposable)?.Dispose();
     }
 
-    private static SchedulerHandle BuildScheduler(SampleOptions options, LoadedModel model, int steps, bool clip)
-    {
-        IScheduler scheduler = options.Sampler == SamplerKind.Ddpm
-            ? new DdpmScheduler(model.Config.Diffusion, clipDenoised: clip)
-            : new DdimScheduler(model.Config.Diffusion, options.Eta, clipSample: clip);
-        scheduler.SetTimesteps(steps);
-        return new SchedulerHandle(scheduler);
-    }
+    private static SchedulerHandle BuildScheduler(SampleOptions options, LoadedModel model, int steps, bool clip) =>
+        new(SamplerFactory.Create(model.Config.Diffusion, new SamplerSettings(options.Sampler, steps, options.Eta, clip)));
 
     /// <summary>The step indices (0-based, ascending) shown in the GIF: all of them up to <see cref="GifFrames"/>, else evenly spaced, always the last.</summary>
     public static int[] FrameSteps(int steps)

@@ -1,0 +1,125 @@
+using Ddpm.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Evaluation;
+
+/// <summary>
+/// Streams batches of images through a <see cref="FeatureNetwork"/>: the running Gaussian statistics of their features
+/// (for FID) and the histogram of the classes the network assigns them (mode coverage). Nothing but the d×d sums is
+/// kept, so 10,000 or 1,000,000 images cost the same memory. Images are first quantised to 8 bits exactly as a PNG
+/// would store them, so generated samples and data set images are measured alike.
+/// </summary>
+public sealed class FeatureAccumulator : IDisposable
+{
+    private readonly FeatureNetwork _network;
+    private readonly RunningStatistics _statistics;
+    private readonly long[] _classCounts;
+
+    public FeatureAccumulator(FeatureNetwork network)
+    {
+        _network = network ?? throw new ArgumentNullException(nameof(network));
+        _statistics = new RunningStatistics(network.Config.FeatureDimension);
+        _classCounts = new long[network.Config.NumClasses];
+    }
+
+    public long Count => _statistics.Count;
+
+    /// <summary>How many images the network assigned to each class.</summary>
+    public IReadOnlyList<long> ClassCounts => _classCounts;
+
+    /// <summary>Adds images [B, C, H, W] with values in [−1, 1] (values outside are clamped).</summary>
+    public void Add(Tensor images)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var (features, logits) = _network.FeaturesAndLogits(Quantise(images));
+        _statistics.Add(features);
+        var counts = logits.argmax(1).bincount(null, _classCounts.Length).cpu().data<long>().ToArray();
+        for (int k = 0; k < _classCounts.Length; k++) _classCounts[k] += counts[k];
+    }
+
+    public GaussianStatistics Statistics() => _statistics.Result();
+
+    /// <summary>round((x + 1)·127.5)/127.5 − 1: the values an 8-bit PNG of <paramref name="images"/> would hold.</summary>
+    public static Tensor Quantise(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var x = images.detach().to_type(ScalarType.Float32).clamp(-1, 1);
+        return ((x + 1) * 127.5).round().div_(127.5).sub_(1).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _statistics.Dispose();
+}
+
+/// <summary>
+/// Feature statistics of real images saved to disk, so that each (data set, split, count, feature network) is
+/// measured once. The file name carries the feature network's fingerprint: retraining the network invalidates it.
+/// </summary>
+public static class ReferenceStatistics
+{
+    /// <summary>$DDPM_CACHE, else $XDG_CACHE_HOME/ddpm, else ~/.cache/ddpm; statistics go to its fid-stats folder.</summary>
+    public static string DefaultDirectory()
+    {
+        string? root = Environment.GetEnvironmentVariable("DDPM_CACHE");
+        if (string.IsNullOrEmpty(root))
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            root = string.IsNullOrEmpty(xdg)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddpm")
+                : Path.Combine(xdg, "ddpm");
+        }
+        return Path.Combine(root, "fid-stats");
+    }
+
+    public static string FileName(string fingerprint, string dataset, string split, long count)
+    {
+        string safe = new(dataset.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
+        return $"{safe}-{split}-{count}-{fingerprint}.safetensors";
+    }
+
+    /// <summary>The cached statistics at <paramref name="path"/>, or null when there are none or the file is unreadable (it is then recomputed).</summary>
+    public static (GaussianStatistics Statistics, long[] ClassCounts)? TryLoad(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var (tensors, metadata) = SafeTensors.LoadWithMetadata(path);
+            try
+            {
+                var mean = tensors["mean"].data<double>().ToArray();
+                int d = mean.Length;
+                var flat = tensors["covariance"].data<double>().ToArray();
+                if (flat.Length != d * d) return null;
+                var covariance = new double[d, d];
+                Buffer.BlockCopy(flat, 0, covariance, 0, flat.Length * sizeof(double));
+                var classes = tensors["class_counts"].data<long>().ToArray();
+                long count = long.Parse(metadata["count"], System.Globalization.CultureInfo.InvariantCulture);
+                return (new GaussianStatistics(mean, covariance, count), classes);
+            }
+            finally
+            {
+                foreach (var t in tensors.Values) t.Dispose();
+            }
+        }
+        catch (Exception e) when (e is CorruptFileException or KeyNotFoundException or FormatException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes the statistics atomically (temporary file, then rename).</summary>
+    public static void Save(string path, GaussianStatistics statistics, IReadOnlyList<long> classCounts)
+    {
+        ArgumentNullException.ThrowIfNull(statistics);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        int d = statistics.Dimension;
+        var flat = new double[d * d];
+        Buffer.BlockCopy(statistics.Covariance, 0, flat, 0, flat.Length * sizeof(double));
+        using var mean = tensor(statistics.Mean, dtype: ScalarType.Float64);
+        using var covariance = tensor(flat, new long[] { d, d }, ScalarType.Float64);
+        using var classes = tensor(classCounts.ToArray(), dtype: ScalarType.Int64);
+        var metadata = new Dictionary<string, string> { ["count"] = statistics.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        SafeTensors.Save(path, new Dictionary<string, Tensor> { ["mean"] = mean, ["covariance"] = covariance, ["class_counts"] = classes }, metadata);
+    }
+}

@@ -1,0 +1,139 @@
+using System.Text.Json;
+using Ddpm.Evaluation;
+
+namespace Ddpm.Tests.Cli;
+
+[Collection(CheckpointCollection.Name)]
+public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static void AssertSuccess(CliRun run)
+    {
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
+        Assert.Equal("", run.Stderr);
+    }
+
+    private static void AssertUsageError(CliRun run, params string[] fragments)
+    {
+        Assert.Equal(2, run.ExitCode);
+        var lines = run.StderrLines;
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        foreach (var f in fragments) Assert.Contains(f, lines[0]);
+    }
+
+    /// <summary>An untrained 8×8 feature network: enough to exercise the command end to end.</summary>
+    private string FeatureNet(int imageSize = CheckpointFixture.ImageSize)
+    {
+        string dir = _temp.Combine($"fid-net-{imageSize}");
+        if (Directory.Exists(dir)) return dir;
+        using var network = new FeatureNetwork(new FeatureNetConfig(1, imageSize, 10));
+        network.Save(dir, new FeatureNetInfo(network.Config, "mnist", 0.1, 0, 0));
+        return dir;
+    }
+
+    private static JsonElement ReadJson(string path) => JsonDocument.Parse(File.ReadAllText(path)).RootElement;
+
+    [Fact]
+    public void Nll_FullBoundAndStratifiedEstimate_ReportPiecesThatAddUp()
+    {
+        string full = _temp.Combine("full.json"), strat = _temp.Combine("strat.json");
+        var run = CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "4", "--batch", "3", "--out", full);
+        AssertSuccess(run);
+        Assert.Contains("bits/dim", run.Stdout);
+        Assert.Contains($"all {CheckpointFixture.Timesteps} terms", run.Stdout);
+        var a = ReadJson(full);
+        double total = a.GetProperty("bits_per_dim").GetDouble();
+        Assert.Equal(total, a.GetProperty("prior").GetDouble() + a.GetProperty("kl").GetDouble() + a.GetProperty("decoder").GetDouble(), 9);
+        Assert.True(total > 0 && double.IsFinite(total));
+        Assert.True(a.GetProperty("standard_error").GetDouble() > 0);
+        Assert.Equal(CheckpointFixture.Timesteps, a.GetProperty("network_evaluations_per_image").GetInt32());
+
+        AssertSuccess(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "4", "--strata", "7", "--out", strat));
+        var b = ReadJson(strat);
+        Assert.Equal(8, b.GetProperty("network_evaluations_per_image").GetInt32());
+        // Same images, same prior; the estimate is unbiased (tested with an oracle in LikelihoodTests), so here only sanity.
+        Assert.Equal(a.GetProperty("prior").GetDouble(), b.GetProperty("prior").GetDouble(), 12);
+        Assert.True(Math.Abs(b.GetProperty("bits_per_dim").GetDouble() - total) < 0.5 * total);
+    }
+
+    [Fact]
+    public void Nll_BadOptionsGiveOneLineErrors()
+    {
+        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--strata", "100"),
+            "--strata must be from 1 to T - 1 = 99");
+        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "13"),
+            "--n 13 is more than the 12 images");
+        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Toy), "toy model");
+        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--variance", "learned"), "--variance must be fixed-small or fixed-large");
+    }
+
+    [Fact]
+    public void Fid_RealImages_AreCachedAndGiveTheSameValue()
+    {
+        string cache = _temp.Combine("cache");
+        string[] args = { "eval", "fid", "--real", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(), "--n", "20", "--batch", "7", "--stats-cache", cache, "--out", _temp.Combine("real.json") };
+        var first = CliRunner.Run(args);
+        AssertSuccess(first);
+        Assert.Contains("cached in", first.Stdout);
+        Assert.Contains("not Inception", first.Stdout);
+        Assert.Single(Directory.GetFiles(cache));
+        var second = CliRunner.Run(args);
+        AssertSuccess(second);
+        Assert.Contains("from the cache", second.Stdout);
+        var report = ReadJson(_temp.Combine("real.json"));
+        double fid = report.GetProperty("fid").GetDouble();
+        Assert.True(fid > 0 && double.IsFinite(fid));
+        Assert.Equal(first.Stdout.Split('\n').First(l => l.StartsWith("FID")).Split(':')[0], second.Stdout.Split('\n').First(l => l.StartsWith("FID")).Split(':')[0]);
+        Assert.Equal(1.0, report.GetProperty("class_fractions").EnumerateArray().Sum(e => e.GetDouble()), 9);
+    }
+
+    [Fact]
+    public void Fid_Samples_RunEndToEnd()
+    {
+        var run = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+            "--sampler", "ddim", "--steps", "4", "--n", "6", "--batch", "4", "--stats-cache", _temp.Combine("cache"));
+        AssertSuccess(run);
+        Assert.Contains("DDIM (eta 0), 4 steps", run.Stdout);
+        var ddpm = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+            "--sampler", "ddpm", "--steps", "3", "--variance", "fixed-large", "--n", "4", "--stats-cache", _temp.Combine("cache"));
+        AssertSuccess(ddpm);
+        Assert.Contains("DDPM (fixed-large)", ddpm.Stdout);
+    }
+
+    [Fact]
+    public void Fid_BadInputGivesOneLineErrors()
+    {
+        AssertUsageError(CliRunner.Run("eval", "fid", "--fid-net", FeatureNet()), "either --checkpoint DIR", "--real train|test");
+        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", _temp.Combine("nope")), "does not exist", "ddpm fid-net train");
+        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(28)),
+            "takes 1×28×28", "trained on the model's data set");
+        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", FeatureNet(), "--sampler", "ddpm", "--eta", "0.5"), "--eta applies to --sampler ddim");
+        string broken = _temp.Combine("broken-net");
+        Directory.CreateDirectory(broken);
+        File.WriteAllText(Path.Combine(broken, FeatureNetwork.ConfigFile), "{");
+        File.WriteAllText(Path.Combine(broken, FeatureNetwork.WeightsFile), "");
+        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", broken), "not a valid feature-network configuration");
+    }
+
+    [Fact]
+    public void FidNetTrain_WritesALoadableNetworkAndReportsItsAccuracy()
+    {
+        string dir = _temp.Combine("trained-net");
+        var run = CliRunner.Run("fid-net", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--epochs", "2", "--batch", "8", "--out", dir);
+        AssertSuccess(run);
+        Assert.Contains("test accuracy", run.Stdout);
+        var (network, info) = FeatureNetwork.Load(dir);
+        using (network)
+        {
+            Assert.Equal(CheckpointFixture.ImageSize, info.Config.ImageSize);
+            Assert.Equal(2, info.Epochs);
+            Assert.InRange(info.TestAccuracy, 0.0, 1.0);
+        }
+        AssertUsageError(CliRunner.Run("fid-net", "train", "--dataset", "toy:moons", "--out", _temp.Combine("x")), "has no labels");
+        Assert.False(Directory.Exists(_temp.Combine("x")));
+    }
+}
