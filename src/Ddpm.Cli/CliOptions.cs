@@ -103,9 +103,14 @@ public static class CliOptions
             },
         };
 
-    /// <summary>FixedSmall → fixed-small, X0 → x0.</summary>
-    public static string Kebab<T>(T value) where T : struct, Enum =>
-        System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+    /// <summary>FixedSmall → fixed-small, X0 → x0; a [Description] on the member overrides it (DpmSolver2M → dpm++2m).</summary>
+    public static string Kebab<T>(T value) where T : struct, Enum
+    {
+        var member = typeof(T).GetField(value.ToString());
+        if (member?.GetCustomAttributes(typeof(System.ComponentModel.DescriptionAttribute), false) is [System.ComponentModel.DescriptionAttribute d, ..])
+            return d.Description;
+        return System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+    }
 
     /// <summary>An optional text option.</summary>
     public static Option<string?> Text(string name, string description, string? helpName = null, string? defaultValue = null) =>

@@ -51,7 +51,7 @@ public sealed class DdimScheduler : IScheduler, IDisposable
 
     public void SetTimesteps(int inferenceSteps)
     {
-        var ascending = TimestepSelection.Select(TrainTimesteps, inferenceSteps, Spacing);
+        var ascending = TimestepSelection.Select(_alphasCumprod, inferenceSteps, Spacing);
         _descending = ascending.Reverse().ToArray();
         _indexOf = _descending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
     }
@@ -83,18 +83,8 @@ public sealed class DdimScheduler : IScheduler, IDisposable
 
     private double AlphaCumprod(int timestep) => timestep >= 0 ? _alphasCumprod[timestep] : 1.0;
 
-    /// <summary>x̂_0 and ε̂ from the model output, with x̂_0 clipped or thresholded and ε̂ made consistent with it.</summary>
-    private (Tensor X0, Tensor Epsilon) Predict(Tensor modelOutput, int timestep, Tensor sample)
-    {
-        var t = full(new long[] { sample.shape[0] }, timestep, dtype: ScalarType.Int64, device: sample.device);
-        var (x0, epsilon) = _diffusion.PredictX0AndEpsilon(modelOutput, sample, t);
-        if (Thresholding || ClipSample)
-        {
-            x0 = Thresholding ? GaussianMath.DynamicThreshold(x0, ThresholdingRatio, ThresholdingMaxValue) : x0.clamp(-1.0, 1.0);
-            epsilon = _diffusion.PredictEpsilonFromX0(sample, t, x0);
-        }
-        return (x0, epsilon);
-    }
+    private (Tensor X0, Tensor Epsilon) Predict(Tensor modelOutput, int timestep, Tensor sample) =>
+        X0Prediction.Predict(_diffusion, new X0Clipping(ClipSample, Thresholding, ThresholdingRatio, ThresholdingMaxValue), modelOutput, timestep, sample);
 
     public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
     {

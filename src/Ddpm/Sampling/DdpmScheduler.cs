@@ -37,7 +37,7 @@ public sealed class DdpmScheduler : IScheduler, IDisposable
 
     public void SetTimesteps(int inferenceSteps)
     {
-        var kept = TimestepSelection.Select(TrainTimesteps, inferenceSteps, Spacing);
+        var kept = TimestepSelection.Select(_trainDiffusion.Schedule.AlphasCumprod, inferenceSteps, Spacing);
         _respaced.Dispose();
         _respaced = new GaussianDiffusion(_config, _trainDiffusion.Schedule.Respace(kept));
         _ascending = kept;

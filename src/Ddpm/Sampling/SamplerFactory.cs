@@ -9,13 +9,23 @@ public enum SamplerKind
     Ddpm,
     /// <summary>DDIM (Song et al. 2020) with a given η.</summary>
     Ddim,
+    /// <summary>DPM-Solver++ 2M (Lu et al. 2022): second-order multistep, one network call per step.</summary>
+    [System.ComponentModel.Description("dpm++2m")]
+    DpmSolver2M,
+    /// <summary>The probability-flow ODE with Euler steps (= DDIM η = 0 on the same timesteps).</summary>
+    Euler,
+    /// <summary>The probability-flow ODE with Heun steps (Karras et al. 2022): 2·steps − 1 network calls.</summary>
+    Heun,
+    /// <summary>The reverse-time VP-SDE with Euler–Maruyama steps (Song et al. 2021).</summary>
+    Sde,
 }
 
 /// <summary>
 /// Which sampler to build: <paramref name="Variance"/> replaces the checkpoint's fixed reverse variance for DDPM
 /// (fixed-small β̃_t or fixed-large β_t, the two choices of the paper's §3.2); null keeps the checkpoint's.
+/// <paramref name="Spacing"/> chooses the timesteps; null takes each sampler's default (<see cref="SamplerFactory.DefaultSpacing"/>).
 /// </summary>
-public sealed record SamplerSettings(SamplerKind Kind, int Steps, double Eta = 0.0, bool Clip = true, VarianceType? Variance = null);
+public sealed record SamplerSettings(SamplerKind Kind, int Steps, double Eta = 0.0, bool Clip = true, VarianceType? Variance = null, TimestepSpacing? Spacing = null);
 
 /// <summary>Builds a scheduler from a checkpoint's diffusion configuration and <see cref="SamplerSettings"/>.</summary>
 public static class SamplerFactory
@@ -25,15 +35,38 @@ public static class SamplerFactory
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(settings);
         var diffusion = WithVariance(config, settings.Variance);
+        var spacing = settings.Spacing ?? DefaultSpacing(settings.Kind);
+        var clipping = settings.Clip ? new X0Clipping() : X0Clipping.None;
         IScheduler scheduler = settings.Kind switch
         {
-            SamplerKind.Ddpm => new DdpmScheduler(diffusion, clipDenoised: settings.Clip),
-            SamplerKind.Ddim => new DdimScheduler(diffusion, settings.Eta, clipSample: settings.Clip),
+            SamplerKind.Ddpm => new DdpmScheduler(diffusion, spacing, clipDenoised: settings.Clip),
+            SamplerKind.Ddim => new DdimScheduler(diffusion, settings.Eta, spacing, clipSample: settings.Clip),
+            SamplerKind.DpmSolver2M => new DpmSolverMultistepScheduler(diffusion, 2, spacing, clipping),
+            SamplerKind.Euler => new ProbabilityFlowScheduler(diffusion, OdeMethod.Euler, spacing, clipping),
+            SamplerKind.Heun => new ProbabilityFlowScheduler(diffusion, OdeMethod.Heun, spacing, clipping),
+            SamplerKind.Sde => new ReverseSdeScheduler(diffusion, spacing, clipping),
             _ => throw new ArgumentOutOfRangeException(nameof(settings), settings.Kind, "Unknown sampler."),
         };
         scheduler.SetTimesteps(settings.Steps);
         return scheduler;
     }
+
+    /// <summary>
+    /// Each sampler's default timesteps: DDPM all-inclusive linspace (with every step it is all T); DDIM leading, as in
+    /// the DDIM paper and diffusers; DPM-Solver++ log-SNR uniform (Lu et al.'s advice for low-resolution images); the
+    /// ODE solvers Karras et al.'s σ spacing; the SDE linspace.
+    /// </summary>
+    public static TimestepSpacing DefaultSpacing(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddpm => TimestepSpacing.Linspace,
+        SamplerKind.Ddim => TimestepSpacing.Leading,
+        SamplerKind.DpmSolver2M => TimestepSpacing.LogSnr,
+        SamplerKind.Euler or SamplerKind.Heun => TimestepSpacing.Karras,
+        _ => TimestepSpacing.Linspace,
+    };
+
+    /// <summary>Network calls for <paramref name="steps"/> steps of <paramref name="kind"/> (Heun: 2·steps − 1).</summary>
+    public static int NetworkCalls(SamplerKind kind, int steps) => kind == SamplerKind.Heun ? 2 * steps - 1 : steps;
 
     /// <summary>
     /// <paramref name="config"/> with its reverse variance replaced by <paramref name="variance"/>. Only the two fixed
