@@ -31,21 +31,6 @@ public static class EvalCommand
         return command;
     }
 
-    private static Option<VarianceType?> VarianceOption(string description) =>
-        new("--variance")
-        {
-            Description = description,
-            HelpName = "fixed-small|fixed-large",
-            CustomParser = r =>
-            {
-                string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
-                if (text == CliOptions.Kebab(VarianceType.FixedSmall)) return VarianceType.FixedSmall;
-                if (text == CliOptions.Kebab(VarianceType.FixedLarge)) return VarianceType.FixedLarge;
-                r.AddError($"--variance must be fixed-small or fixed-large; got '{text}'");
-                return null;
-            },
-        };
-
     private static Option<string> OutputJson() =>
         new("--out")
         {
@@ -71,7 +56,7 @@ public static class EvalCommand
         var n = CliOptions.Int("--n", "Number of images (the first N of the split).", 100, 2, 10_000_000, helpName: "N");
         var batch = CliOptions.Int("--batch", "Images per batch.", 50, 1, 65_536, helpName: "B");
         var strata = CliOptions.Int("--strata", "0: all T terms of the bound. K > 0: a stratified estimate from K random timesteps per image (K + 1 network evaluations instead of T).", 0, 0, helpName: "K");
-        var variance = VarianceOption("Reverse variance of the bound (default: the checkpoint's).");
+        var variance = SamplerOptions.VarianceOption("Reverse variance of the bound: fixed-small or fixed-large (default: the checkpoint's).");
         var seed = CliOptions.Seed();
         var output = OutputJson();
         var raw = new Option<bool>("--raw-weights") { Description = "Use the raw weights instead of the EMA weights." };
@@ -189,10 +174,7 @@ public static class EvalCommand
         var dataset = CliOptions.Text("--dataset", "Reference data set (default: the checkpoint's).", "NAME");
         var dataDir = CliOptions.Text("--data-dir", "Directory of the data set files (default: the data set's standard location).", "DIR");
         var split = CliOptions.Choice("--split", "Reference split.", SplitName.Test);
-        var sampler = CliOptions.Choice("--sampler", "Sampler.", SamplerKind.Ddim);
-        var steps = CommandInputs.OptionalInt("--steps", $"Sampling steps (default: T for ddpm, {SampleCommand.DefaultDdimSteps} for ddim).", 1, helpName: "S");
-        var eta = CliOptions.Double("--eta", "DDIM's η.", 0.0, 0.0, 1.0, helpName: "E");
-        var variance = VarianceOption("DDPM's reverse variance (default: the checkpoint's).");
+        var sampling = new SamplerOptions(SamplerKind.Ddim);
         var n = CliOptions.Int("--n", "Number of samples.", 10_000, 2, 10_000_000, helpName: "N");
         var batch = CliOptions.Int("--batch", "Samples per batch.", 250, 1, 65_536, helpName: "B");
         var seed = CliOptions.Seed();
@@ -200,28 +182,27 @@ public static class EvalCommand
         var output = OutputJson();
         var fid = new Command("fid", "Fréchet distance between the feature statistics of generated samples (or a real split) and of a reference split.")
         {
-            checkpoint, real, fidNet, dataset, dataDir, split, sampler, steps, eta, variance, n, batch, seed, cache, output,
+            checkpoint, real, fidNet, dataset, dataDir, split, n, batch, seed, cache, output,
         };
+        foreach (var option in sampling.All) fid.Add(option);
         fid.SetAction(parse =>
         {
             string? ckpt = parse.GetValue(checkpoint);
             SplitName? realSplit = parse.GetValue(real);
             if ((ckpt is null) == (realSplit is null))
                 throw new CliUsageException("give either --checkpoint DIR (evaluate its samples) or --real train|test (evaluate real images).");
-            bool etaGiven = parse.GetResult(eta) is { Implicit: false };
-            var kind = parse.GetValue(sampler);
-            if (etaGiven && kind != SamplerKind.Ddim) throw new CliUsageException("--eta applies to --sampler ddim only; add --sampler ddim or drop --eta.");
-            if (parse.GetValue(variance) is not null && kind != SamplerKind.Ddpm) throw new CliUsageException("--variance applies to --sampler ddpm only (DDIM's noise is set by --eta).");
+            var values = sampling.Read(parse);
+            // Checked before anything is loaded; checked again against the checkpoint in RunFid.
+            SamplerOptions.Resolve(values with { Steps = 1 }, new DiffusionConfig(), clip: true);
             RunFid(context, new FidOptions(ckpt, realSplit, parse.GetValue(fidNet)!, parse.GetValue(dataset), parse.GetValue(dataDir), parse.GetValue(split),
-                kind, parse.GetValue(steps), parse.GetValue(eta), parse.GetValue(variance), parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed),
-                parse.GetValue(cache), parse.GetValue(output)));
+                values, parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed), parse.GetValue(cache), parse.GetValue(output)));
             return ExitCodes.Success;
         });
         return fid;
     }
 
     public sealed record FidOptions(string? Checkpoint, SplitName? Real, string FidNet, string? Dataset, string? DataDir, SplitName Split,
-        SamplerKind Sampler, int? Steps, double Eta, VarianceType? Variance, int Count, int Batch, long Seed, string? StatsCache, string? OutputJson);
+        SamplerOptions.Values Sampling, int Count, int Batch, long Seed, string? StatsCache, string? OutputJson);
 
     public static FidReport RunFid(CliContext context, FidOptions o)
     {
@@ -280,21 +261,17 @@ public static class EvalCommand
         }
         else
         {
-            int T = model!.Timesteps;
-            int s = o.Steps ?? (o.Sampler == SamplerKind.Ddpm ? T : Math.Min(SampleCommand.DefaultDdimSteps, T));
-            if (s > T) throw new CliUsageException($"--steps must be from 1 to {T} (the checkpoint's diffusion steps T); got {s}.");
+            var settings = SamplerOptions.Resolve(o.Sampling, model!.Config.Diffusion, clip: true);
+            int s = settings.Steps;
             steps = s;
-            IScheduler scheduler;
-            try { scheduler = SamplerFactory.Create(model.Config.Diffusion, new SamplerSettings(o.Sampler, s, o.Eta, Clip: true, o.Variance)); }
-            catch (ArgumentException e) { throw new CliUsageException(e.Message); }
+            var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
             using var disposeScheduler = scheduler as IDisposable;
-            samplerName = o.Sampler == SamplerKind.Ddpm
-                ? $"DDPM ({CliOptions.Kebab(SamplerFactory.WithVariance(model.Config.Diffusion, o.Variance).Variance)})"
-                : $"DDIM (eta {o.Eta.ToString(CultureInfo.InvariantCulture)})";
+            samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
+            int calls = scheduler.Timesteps.Count;
             int classes = model.Model.NumClasses;
             using var generator = new Generator((ulong)o.Seed);
             int batches = (o.Count + o.Batch - 1) / o.Batch;
-            CommandInputs.WithProgress(context, $"{samplerName}, {s} steps, {o.Count:N0} samples", (long)batches * s, task =>
+            CommandInputs.WithProgress(context, $"{samplerName}, {s} steps, {o.Count:N0} samples", (long)batches * calls, task =>
             {
                 for (int b = 0; b < batches; b++)
                 {
@@ -302,7 +279,7 @@ public static class EvalCommand
                     int start = b * o.Batch, size = Math.Min(o.Batch, o.Count - start);
                     var labels = classes > 0 ? tensor(Enumerable.Range(start, size).Select(i => (long)(i % classes)).ToArray(), dtype: ScalarType.Int64) : null;
                     var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
-                    var samples = DiffusionSampler.Sample(scheduler, model.Denoising.AsDenoiser(labels), shape, generator, progress: new OffsetProgress(task, (long)b * s));
+                    var samples = DiffusionSampler.Sample(scheduler, model.Denoising.AsDenoiser(labels), shape, generator, progress: new OffsetProgress(task, (long)b * calls));
                     candidate.Add(samples);
                 }
             });
@@ -311,8 +288,8 @@ public static class EvalCommand
         double value = FrechetDistance.Compute(candidate.Statistics(), referenceStats);
         watch.Stop();
         var fractions = candidate.ClassCounts.Select(c => (double)c / candidate.Count).ToArray();
-        var report = new FidReport(source, samplerName, steps, o.Sampler == SamplerKind.Ddim && o.Real is null ? o.Eta : null,
-            o.Variance is null ? null : CliOptions.Kebab(o.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
+        var report = new FidReport(source, samplerName, steps, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
+            o.Sampling.Variance is null ? null : CliOptions.Kebab(o.Sampling.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
             o.FidNet, info.TestAccuracy, value, fractions, watch.Elapsed.TotalSeconds, FidNote);
         context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"FID {value:0.000}: {report.Samples:N0} {(o.Real is null ? "samples" : "images")} ({samplerName}{(steps is null ? "" : $", {steps} steps")}) vs {report.ReferenceImages:N0} images of {report.Reference}; {report.Seconds:0.0} s"));

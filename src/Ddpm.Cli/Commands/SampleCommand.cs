@@ -12,14 +12,11 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Cli.Commands;
 
-/// <summary>The options of <c>ddpm sample</c>; <see cref="Steps"/> and <see cref="Class"/> are null when not given.</summary>
+/// <summary>The options of <c>ddpm sample</c>; <see cref="Class"/> is null when not given.</summary>
 public sealed record SampleOptions(
     string Checkpoint,
     string OutputDirectory,
-    SamplerKind Sampler = SamplerKind.Ddpm,
-    int? Steps = null,
-    double Eta = 0.0,
-    bool EtaGiven = false,
+    SamplerOptions.Values Sampling,
     int Count = 16,
     int Batch = 64,
     long Seed = 0,
@@ -54,9 +51,7 @@ public static class SampleCommand
     public static Command Create(CliContext context)
     {
         var checkpoint = CommandInputs.CheckpointOption();
-        var sampler = CliOptions.Choice("--sampler", "Sampler.", SamplerKind.Ddpm);
-        var steps = CommandInputs.OptionalInt("--steps", $"Sampling steps, 1 to the checkpoint's T (default: T for ddpm, {DefaultDdimSteps} for ddim).", 1, helpName: "S");
-        var eta = CliOptions.Double("--eta", "DDIM's η: 0 is deterministic, 1 is DDPM-like (ddim only).", 0.0, 0.0, 1.0, helpName: "E");
+        var sampling = new SamplerOptions(SamplerKind.Ddpm);
         var n = CliOptions.Int("--n", "Number of samples.", 16, 1, 1_000_000, helpName: "N");
         var batch = CliOptions.Int("--batch", "Samples per batch.", 64, 1, 65_536, helpName: "B");
         var seed = CliOptions.Seed();
@@ -65,14 +60,14 @@ public static class SampleCommand
         var gif = new Option<bool>("--gif") { Description = $"Also write {GifFile}: the denoising chain of the first {GifSamples} samples (x_t beside the predicted x_0)." };
         var cls = CommandInputs.OptionalInt("--class", "Class label to sample (class-conditional checkpoints only; default: classes 0, 1, 2, ... in turn).", 0, helpName: "K");
 
-        var command = new Command("sample", "Draw samples from a trained checkpoint with DDPM or DDIM.")
+        var command = new Command("sample", "Draw samples from a trained checkpoint with DDPM, DDIM, DPM-Solver++, the probability-flow ODE or the reverse SDE.")
         {
-            checkpoint, sampler, steps, eta, n, batch, seed, output, raw, gif, cls,
+            checkpoint, n, batch, seed, output, raw, gif, cls,
         };
+        foreach (var option in sampling.All) command.Add(option);
         command.SetAction(parse =>
         {
-            var options = new SampleOptions(parse.GetValue(checkpoint)!, parse.GetValue(output)!, parse.GetValue(sampler), parse.GetValue(steps),
-                parse.GetValue(eta), parse.GetResult(eta) is { Implicit: false }, parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed),
+            var options = new SampleOptions(parse.GetValue(checkpoint)!, parse.GetValue(output)!, sampling.Read(parse), parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed),
                 parse.GetValue(raw), parse.GetValue(gif), parse.GetValue(cls));
             Run(options, context);
             return ExitCodes.Success;
@@ -83,19 +78,15 @@ public static class SampleCommand
     public static SampleResult Run(SampleOptions options, CliContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.EtaGiven && options.Sampler != SamplerKind.Ddim)
-            throw new CliUsageException("--eta applies to --sampler ddim only; add --sampler ddim or drop --eta.");
         if (options.Count < 1) throw new CliUsageException($"--n must be an integer >= 1; got {options.Count}.");
         if (options.Batch < 1) throw new CliUsageException($"--batch must be an integer >= 1; got {options.Batch}.");
-        if (!(options.Eta >= 0 && options.Eta <= 1)) throw new CliUsageException($"--eta must be a number in [0, 1]; got {options.Eta}.");
         if (File.Exists(options.OutputDirectory))
             throw new CliUsageException($"--out '{options.OutputDirectory}' is an existing file; give a directory path.");
 
         using var model = CommandInputs.LoadCheckpoint(options.Checkpoint, options.RawWeights);
-        int T = model.Timesteps;
-        int steps = options.Steps ?? (options.Sampler == SamplerKind.Ddpm ? T : Math.Min(DefaultDdimSteps, T));
-        if (steps < 1 || steps > T)
-            throw new CliUsageException($"--steps must be from 1 to {T} (the checkpoint's diffusion steps T); got {steps}.");
+        bool image = model.Model.IsImageModel;
+        var settings = SamplerOptions.Resolve(options.Sampling, model.Config.Diffusion, clip: image);
+        int steps = settings.Steps;
         int classes = model.Model.NumClasses;
         if (options.Class is int k)
         {
@@ -105,21 +96,21 @@ public static class SampleCommand
                 throw new CliUsageException($"--class must be from 0 to {classes - 1} (the checkpoint has {classes} classes); got {k}.");
         }
 
-        bool image = model.Model.IsImageModel;
-        using SchedulerHandle scheduler = BuildScheduler(options, model, steps, clip: image);
+        using SchedulerHandle scheduler = new(SamplerFactory.Create(model.Config.Diffusion, settings));
         var sampleShape = model.Model.SampleShape;
         int batches = (options.Count + options.Batch - 1) / options.Batch;
-        string samplerName = options.Sampler == SamplerKind.Ddpm ? "DDPM" : $"DDIM (eta {options.Eta.ToString(CultureInfo.InvariantCulture)})";
+        string samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
+        int calls = scheduler.Inner.Timesteps.Count; // network calls per batch (Heun: 2·steps − 1)
 
         using var generator = new Generator((ulong)options.Seed);
         var parts = new List<Tensor>();
         var frames = new List<(int Step, int Timestep, Tensor Sample, Tensor X0)>();
-        int[] frameSteps = options.Gif ? FrameSteps(steps) : Array.Empty<int>();
+        int[] frameSteps = options.Gif ? FrameSteps(calls) : Array.Empty<int>();
         var timesteps = scheduler.Inner.Timesteps.ToArray();
         var watch = Stopwatch.StartNew();
         try
         {
-            CommandInputs.WithProgress(context, $"{samplerName}, {steps} steps, {options.Count} samples", (long)steps * batches, task =>
+            CommandInputs.WithProgress(context, $"{samplerName}, {steps} steps, {options.Count} samples", (long)calls * batches, task =>
             {
                 for (int b = 0; b < batches; b++)
                 {
@@ -141,7 +132,7 @@ public static class SampleCommand
                                 view.PredictedX0.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope()));
                         };
                     }
-                    var samples = DiffusionSampler.Sample(scheduler.Inner, denoiser, shape, generator, progress: new OffsetProgress(task, (long)b * steps), onStep: onStep);
+                    var samples = DiffusionSampler.Sample(scheduler.Inner, denoiser, shape, generator, progress: new OffsetProgress(task, (long)b * calls), onStep: onStep);
                     parts.Add(samples.DetachFromDisposeScope());
                 }
             });
@@ -149,8 +140,8 @@ public static class SampleCommand
 
             using var all = cat(parts.ToArray(), 0);
             var files = image
-                ? WriteImages(options, all, frames, timesteps, steps)
-                : WriteToy(options, model, all, frames, timesteps, steps, generator);
+                ? WriteImages(options, all, frames, timesteps, calls)
+                : WriteToy(options, model, all, frames, timesteps, calls, generator);
             var result = new SampleResult(options.Count, steps, samplerName, watch.Elapsed, files);
             // Plain lines (not Spectre markup): they are not wrapped at the console width, so paths stay whole.
             context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -183,9 +174,6 @@ public static class SampleCommand
         public IScheduler Inner { get; } = inner;
         public void Dispose() => (Inner as IDisposable)?.Dispose();
     }
-
-    private static SchedulerHandle BuildScheduler(SampleOptions options, LoadedModel model, int steps, bool clip) =>
-        new(SamplerFactory.Create(model.Config.Diffusion, new SamplerSettings(options.Sampler, steps, options.Eta, clip)));
 
     /// <summary>The step indices (0-based, ascending) shown in the GIF: all of them up to <see cref="GifFrames"/>, else evenly spaced, always the last.</summary>
     public static int[] FrameSteps(int steps)
@@ -285,7 +273,7 @@ public static class SampleCommand
             using var reference = ToyDatasets.Sample(dataset, Math.Min(options.Count, 20_000), generator);
             (rx, ry) = ScatterPanel.Columns(reference);
         }
-        var panel = new ScatterPanel($"{options.Count} samples, {steps} {options.Sampler.ToString().ToUpperInvariant()} steps", xs, ys, rx, ry) { ReferenceLabel = dataset ?? "data" };
+        var panel = new ScatterPanel($"{options.Count} samples, {steps} {CliOptions.Kebab(options.Sampling.Sampler)} steps", xs, ys, rx, ry) { ReferenceLabel = dataset ?? "data" };
 
         List<GifFrame>? gifFrames = null;
         SKSizeI size = default;

@@ -65,6 +65,34 @@ public static class SamplerFactory
         _ => TimestepSpacing.Linspace,
     };
 
+    /// <summary>Steps when none are asked for: all T for DDPM and the SDE, 50 for DDIM and Euler, 20 for DPM-Solver++, 25 for Heun (49 calls).</summary>
+    public static int DefaultSteps(SamplerKind kind, int trainTimesteps) => Math.Min(trainTimesteps, kind switch
+    {
+        SamplerKind.Ddpm or SamplerKind.Sde => trainTimesteps,
+        SamplerKind.DpmSolver2M => 20,
+        SamplerKind.Heun => 25,
+        _ => 50,
+    });
+
+    /// <summary>A name for reports: "DDPM (fixed-large)", "DDIM (eta 0)", "DPM-Solver++ 2M (log-snr)", ...</summary>
+    public static string Describe(SamplerSettings settings, DiffusionConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(config);
+        string spacing = Kebab((settings.Spacing ?? DefaultSpacing(settings.Kind)).ToString());
+        return settings.Kind switch
+        {
+            SamplerKind.Ddpm => $"DDPM ({Kebab(WithVariance(config, settings.Variance).Variance.ToString())})",
+            SamplerKind.Ddim => $"DDIM (eta {settings.Eta.ToString(System.Globalization.CultureInfo.InvariantCulture)})",
+            SamplerKind.DpmSolver2M => $"DPM-Solver++ 2M ({spacing})",
+            SamplerKind.Euler => $"Euler ODE ({spacing})",
+            SamplerKind.Heun => $"Heun ODE ({spacing})",
+            _ => $"reverse SDE ({spacing})",
+        };
+    }
+
+    private static string Kebab(string name) => System.Text.RegularExpressions.Regex.Replace(name, "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+
     /// <summary>Network calls for <paramref name="steps"/> steps of <paramref name="kind"/> (Heun: 2·steps − 1).</summary>
     public static int NetworkCalls(SamplerKind kind, int steps) => kind == SamplerKind.Heun ? 2 * steps - 1 : steps;
 

@@ -142,4 +142,34 @@ public class SampleCommandTests(CheckpointFixture fixture)
         Assert.StartsWith("error: --eta applies to --sampler ddim only", Assert.Single(run.StderrLines));
         Assert.False(Directory.Exists(temp.Combine("x")));
     }
+
+    [Theory]
+    [InlineData("dpm++2m", "DPM-Solver++ 2M (log-snr)", 4)]
+    [InlineData("euler", "Euler ODE (karras)", 4)]
+    [InlineData("heun", "Heun ODE (karras)", 7)]
+    [InlineData("sde", "reverse SDE (linspace)", 4)]
+    public void Sample_FastSamplersRunThroughTheSameCommand(string sampler, string description, int calls)
+    {
+        using var temp = new TempDirectory();
+        var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", sampler, "--steps", "4", "--n", "3", "--batch", "2", "--out", temp.Combine("s"), "--gif");
+        AssertSuccess(run);
+        Assert.Contains(description, run.Stdout);
+        Assert.True(File.Exists(temp.Combine("s", SampleCommand.GridFile)));
+        Assert.Equal(calls, Ddpm.Sampling.SamplerFactory.NetworkCalls(Enum.Parse<Ddpm.Sampling.SamplerKind>(sampler == "dpm++2m" ? "DpmSolver2M" : sampler, true), 4));
+    }
+
+    [Fact]
+    public void Sample_SpacingAndVarianceOptionsAreChecked()
+    {
+        using var temp = new TempDirectory();
+        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddim", "--spacing", "karras", "--steps", "5", "--n", "2", "--out", temp.Combine("k")));
+        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--variance", "fixed-large", "--steps", "5", "--n", "2", "--out", temp.Combine("v")));
+        var wrong = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "heun", "--variance", "fixed-large", "--out", temp.Combine("x"));
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("--variance applies to --sampler ddpm only", wrong.Stderr);
+        var spacing = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--spacing", "cosine", "--out", temp.Combine("y"));
+        Assert.Equal(2, spacing.ExitCode);
+        Assert.Contains("--spacing must be one of linspace, leading, trailing, log-snr, karras", spacing.Stderr);
+        Assert.False(Directory.Exists(temp.Combine("x")));
+    }
 }

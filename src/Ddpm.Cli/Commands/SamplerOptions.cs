@@ -1,0 +1,92 @@
+using System.CommandLine;
+using Ddpm.Diffusion;
+using Ddpm.Sampling;
+
+namespace Ddpm.Cli.Commands;
+
+/// <summary>
+/// The sampler options shared by <c>ddpm sample</c> and <c>ddpm eval fid</c>: --sampler, --steps, --eta, --spacing and
+/// --variance, checked together against a checkpoint.
+/// </summary>
+public sealed class SamplerOptions
+{
+    public Option<SamplerKind> Sampler { get; }
+    public Option<int?> Steps { get; }
+    public Option<double> Eta { get; }
+    public Option<TimestepSpacing?> Spacing { get; }
+    public Option<VarianceType?> Variance { get; }
+
+    public SamplerOptions(SamplerKind defaultSampler)
+    {
+        Sampler = CliOptions.Choice("--sampler", "Sampler: ddpm (ancestral), ddim, dpm++2m (DPM-Solver++ 2M), euler / heun (probability-flow ODE), sde (reverse SDE, Euler–Maruyama).", defaultSampler);
+        Steps = CommandInputs.OptionalInt("--steps", "Sampling steps, 1 to the checkpoint's T (default: T for ddpm and sde, 50 for ddim and euler, 20 for dpm++2m, 25 for heun).", 1, helpName: "S");
+        Eta = CliOptions.Double("--eta", "DDIM's η: 0 is deterministic, 1 is DDPM-like (ddim only).", 0.0, 0.0, 1.0, helpName: "E");
+        Spacing = OptionalChoice<TimestepSpacing>("--spacing", "Timestep selection (default: linspace for ddpm and sde, leading for ddim, log-snr for dpm++2m, karras for euler and heun).");
+        Variance = VarianceOption("DDPM's reverse variance σ_t²: fixed-small (β̃_t) or fixed-large (β_t) (default: the checkpoint's; ddpm only).");
+    }
+
+    /// <summary>--variance fixed-small|fixed-large, null when not given.</summary>
+    public static Option<VarianceType?> VarianceOption(string description) =>
+        new("--variance")
+        {
+            Description = description,
+            HelpName = "fixed-small|fixed-large",
+            CustomParser = r =>
+            {
+                string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+                if (text == CliOptions.Kebab(VarianceType.FixedSmall)) return VarianceType.FixedSmall;
+                if (text == CliOptions.Kebab(VarianceType.FixedLarge)) return VarianceType.FixedLarge;
+                r.AddError($"--variance must be fixed-small or fixed-large; got '{text}'");
+                return null;
+            },
+        };
+
+    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance };
+
+    /// <summary>The values given on the command line.</summary>
+    public sealed record Values(SamplerKind Sampler, int? Steps, double Eta, bool EtaGiven, TimestepSpacing? Spacing, VarianceType? Variance);
+
+    public Values Read(ParseResult parse) =>
+        new(parse.GetValue(Sampler), parse.GetValue(Steps), parse.GetValue(Eta), parse.GetResult(Eta) is { Implicit: false }, parse.GetValue(Spacing), parse.GetValue(Variance));
+
+    /// <summary>Checks the combination against the checkpoint's T and diffusion; every problem is a one-line usage error.</summary>
+    public static SamplerSettings Resolve(Values v, DiffusionConfig diffusion, bool clip)
+    {
+        ArgumentNullException.ThrowIfNull(v);
+        if (v.EtaGiven && v.Sampler != SamplerKind.Ddim)
+            throw new CliUsageException("--eta applies to --sampler ddim only; add --sampler ddim or drop --eta.");
+        if (!(v.Eta >= 0 && v.Eta <= 1)) throw new CliUsageException($"--eta must be a number in [0, 1]; got {v.Eta}.");
+        if (v.Variance is not null && v.Sampler != SamplerKind.Ddpm)
+            throw new CliUsageException("--variance applies to --sampler ddpm only (the other samplers do not draw with the reverse variance).");
+        int T = diffusion.Schedule.Timesteps;
+        int steps = v.Steps ?? SamplerFactory.DefaultSteps(v.Sampler, T);
+        if (steps < 1 || steps > T)
+            throw new CliUsageException($"--steps must be from 1 to {T} (the checkpoint's diffusion steps T); got {steps}.");
+        var settings = new SamplerSettings(v.Sampler, steps, v.Eta, clip, v.Variance, v.Spacing);
+        try
+        {
+            SamplerFactory.WithVariance(diffusion, v.Variance);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException(e.Message);
+        }
+        return settings;
+    }
+
+    /// <summary>An optional enum option (kebab-case names); null when not given.</summary>
+    public static Option<T?> OptionalChoice<T>(string name, string description) where T : struct, Enum =>
+        new(name)
+        {
+            Description = $"{description} One of: {string.Join(", ", Enum.GetValues<T>().Select(CliOptions.Kebab))}.",
+            HelpName = string.Join("|", Enum.GetValues<T>().Select(CliOptions.Kebab)),
+            CustomParser = r =>
+            {
+                string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+                foreach (var value in Enum.GetValues<T>())
+                    if (string.Equals(CliOptions.Kebab(value), text, StringComparison.OrdinalIgnoreCase)) return value;
+                r.AddError($"{name} must be one of {string.Join(", ", Enum.GetValues<T>().Select(CliOptions.Kebab))}; got '{text}'");
+                return null;
+            },
+        };
+}
