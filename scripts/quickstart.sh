@@ -22,7 +22,7 @@ fi
 
 echo "quickstart: building"
 dotnet build -c Release src/Ddpm.Cli -v quiet -nologo
-ddpm() { dotnet src/Ddpm.Cli/bin/Release/net10.0/Ddpm.Cli.dll "$@"; }
+ddpm() { ./ddpm "$@"; }
 
 echo "quickstart: sampling 64 images from the shipped model"
 ddpm sample --checkpoint models/fashion-mnist --sampler ddim --steps 50 --n 64 --batch 64 --seed 0 --out "$out/shipped"

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ddpm.Data;
 using Ddpm.Evaluation;
+using Ddpm.Training;
 using Spectre.Console;
 
 namespace Ddpm.Cli.Commands;
@@ -16,7 +17,7 @@ public static class FidNetCommand
         dataset.Required = true;
         var dataDir = CliOptions.Text("--data-dir", "Directory of the data set files (default: the data set's standard location).", "DIR");
         var output = CliOptions.OutputDirectory(description: "The feature-network directory to write (config.json + model.safetensors).");
-        var defaults = new FeatureNetTrainingOptions();
+        var defaults = new ClassifierTrainingOptions();
         var epochs = CliOptions.Int("--epochs", "Passes over the train split.", defaults.Epochs, 1, 1000);
         var batch = CliOptions.Int("--batch", "Images per step.", defaults.BatchSize, 1, 65_536, helpName: "B");
         var lr = CliOptions.Double("--lr", "Adam learning rate (cosine decay to 0).", defaults.LearningRate, 0, 1, minExclusive: true, helpName: "LR");
@@ -32,7 +33,7 @@ public static class FidNetCommand
             if (ToyDatasets.IsToy(name) || name.StartsWith(DatasetLoader.FolderPrefix, StringComparison.OrdinalIgnoreCase))
                 throw new CliUsageException($"--dataset '{name}' has no labels; the feature network is a classifier: use fashion-mnist, mnist or cifar10.");
             string outDir = parse.GetValue(output)!;
-            var options = new FeatureNetTrainingOptions(parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), RandomFlip: true, parse.GetValue(seed));
+            var options = new ClassifierTrainingOptions(parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), RandomFlip: true, parse.GetValue(seed));
             using var trainSet = DatasetLoader.Load(name, parse.GetValue(dataDir), "train");
             using var testSet = DatasetLoader.Load(name, parse.GetValue(dataDir), "test");
             if (!trainSet.IsLabelled) throw new CliUsageException($"'{name}' has no labels; the feature network is a classifier.");
@@ -43,13 +44,13 @@ public static class FidNetCommand
             long totalSteps = options.Epochs * ((trainSet.Count + options.BatchSize - 1) / options.BatchSize);
             CommandInputs.WithProgress(context, "fid-net", totalSteps, task =>
             {
-                FeatureNetTrainer.Train(network, trainSet, options, new InlineProgress<FeatureNetProgress>(p =>
+                ClassifierTraining.Train(network, (x, _) => network.forward(x), trainSet, options, new InlineProgress<ClassifierTrainingProgress>(p =>
                 {
                     task.Value = p.Step;
                     task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"fid-net epoch {p.Epoch}/{options.Epochs} loss {p.Loss:0.000}"));
                 }));
             });
-            double accuracy = FeatureNetTrainer.Accuracy(network, testSet);
+            double accuracy = ClassifierTraining.Accuracy(network.forward, testSet);
             network.Save(outDir, new FeatureNetInfo(config, trainSet.Name, accuracy, options.Epochs, options.Seed));
             context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"test accuracy {accuracy:P2} on {testSet.Count:N0} images of the test split; trained in {watch.Elapsed.TotalMinutes:0.0} min"));

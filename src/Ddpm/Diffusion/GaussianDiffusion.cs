@@ -147,6 +147,9 @@ public sealed class GaussianDiffusion : IDisposable
     // ---------------------------------------------------------------- parameterisations
 
     /// <summary>x_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t (Eq. 4 solved for x_0).</summary>
+    /// <summary>√(1 − ᾱ_t) per example, broadcastable against <paramref name="like"/> and in its dtype.</summary>
+    public Tensor SqrtOneMinusAlphasCumprod(Tensor t, Tensor like) => Extract(_sqrtOneMinusAlphasCumprod, t, like);
+
     public Tensor PredictX0FromEpsilon(Tensor xt, Tensor t, Tensor epsilon) =>
         Extract(_sqrtRecipAlphasCumprod, t, xt) * xt - Extract(_sqrtRecipM1AlphasCumprod, t, xt) * epsilon;
 

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Ddpm.IO;
 using Ddpm.Runtime;
 using Ddpm.Training;
@@ -38,8 +37,8 @@ public sealed record FeatureNetInfo(FeatureNetConfig Config, string Dataset, dou
 /// </summary>
 public sealed class FeatureNetwork : nn.Module<Tensor, Tensor>
 {
-    public const string ConfigFile = "config.json";
-    public const string WeightsFile = "model.safetensors";
+    public const string ConfigFile = ModelDirectory.ConfigFile;
+    public const string WeightsFile = ModelDirectory.WeightsFile;
 
     private readonly Sequential body;
     private readonly Linear features;
@@ -101,69 +100,13 @@ public sealed class FeatureNetwork : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Writes config.json and the weights as the directory <paramref name="dir"/>, atomically.</summary>
-    public void Save(string dir, FeatureNetInfo info)
-    {
-        ArgumentNullException.ThrowIfNull(info);
-        Checkpoint.WriteDirectory(dir, temp =>
-        {
-            File.WriteAllText(Path.Combine(temp, ConfigFile), Json.Serialize(info));
-            SafeTensors.Save(Path.Combine(temp, WeightsFile), Checkpoint.NamedTensors(this).ToDictionary(p => p.Name, p => p.Tensor));
-        });
-    }
+    public void Save(string dir, FeatureNetInfo info) => ModelDirectory.Save(dir, info, this);
 
-    /// <summary>
-    /// Loads a feature network written by <c>ddpm fid-net train</c>, in eval mode. Problems are
-    /// <see cref="CheckpointException"/>s whose message names the fix.
-    /// </summary>
-    public static (FeatureNetwork Network, FeatureNetInfo Info) Load(string dir)
-    {
-        string configPath = Path.Combine(dir, ConfigFile), weightsPath = Path.Combine(dir, WeightsFile);
-        if (!Directory.Exists(dir))
-            throw new CheckpointException($"feature network '{dir}' does not exist: train one with 'ddpm fid-net train --dataset NAME --out {dir}', or use models/fid-fashion-mnist.");
-        if (!File.Exists(configPath) || !File.Exists(weightsPath))
-            throw new CheckpointException($"'{dir}' is not a feature network (it needs {ConfigFile} and {WeightsFile}): give a directory written by 'ddpm fid-net train'.");
-        FeatureNetInfo info;
-        try
-        {
-            info = Json.Read<FeatureNetInfo>(configPath) ?? throw new CheckpointException($"{configPath} is empty: re-create the feature network with 'ddpm fid-net train'.");
-            info.Config.Validate();
-        }
-        catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException or ArgumentException or NullReferenceException)
-        {
-            throw new CheckpointException($"{configPath} is not a valid feature-network configuration ({e.Message}): re-create it with 'ddpm fid-net train'.", e);
-        }
-        var network = new FeatureNetwork(info.Config);
-        Dictionary<string, Tensor> state;
-        try
-        {
-            state = SafeTensors.Load(weightsPath);
-        }
-        catch (CorruptFileException e)
-        {
-            network.Dispose();
-            throw new CheckpointException($"{weightsPath} is damaged ({e.Problem}): re-create the feature network with 'ddpm fid-net train'.", e);
-        }
-        try
-        {
-            Checkpoint.LoadInto(network, state, weightsPath);
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
-        finally
-        {
-            foreach (var t in state.Values) t.Dispose();
-        }
-        network.eval();
-        return (network, info);
-    }
+    /// <summary>Loads a feature network written by <c>ddpm fid-net train</c>, in eval mode.</summary>
+    public static (FeatureNetwork Network, FeatureNetInfo Info) Load(string dir) =>
+        ModelDirectory.Load<FeatureNetwork, FeatureNetInfo>(dir, info => new FeatureNetwork(info.Config), info => info.Config.Validate(),
+            "feature network", $"train one with 'ddpm fid-net train --dataset NAME --out {dir}', or use models/fid-fashion-mnist");
 
-    /// <summary>A short fingerprint of the weights file: cached real-data statistics are keyed by it.</summary>
-    public static string Fingerprint(string dir)
-    {
-        using var stream = File.OpenRead(Path.Combine(dir, WeightsFile));
-        return Convert.ToHexString(SHA256.HashData(stream))[..16].ToLowerInvariant();
-    }
+    /// <summary>A short fingerprint of the weights: cached real-data statistics are keyed by it.</summary>
+    public static string Fingerprint(string dir) => ModelDirectory.Fingerprint(dir);
 }

@@ -35,6 +35,12 @@ public sealed class DdpmScheduler : IScheduler, IDisposable
         Timesteps = _ascending.Reverse().ToArray();
     }
 
+    /// <summary>
+    /// Optional guidance for the mean: (x_t, t) ↦ s·∇ log p_φ(y | x_t, t), which <see cref="Step"/> multiplies by the
+    /// step's variance Σ and adds to μ_θ (classifier guidance; see <see cref="Guidance.ClassifierGuidance.ScaledGradient"/>).
+    /// </summary>
+    public Func<Tensor, int, Tensor>? MeanShift { get; set; }
+
     public void SetTimesteps(int inferenceSteps)
     {
         var kept = TimestepSelection.Select(_trainDiffusion.Schedule.AlphasCumprod, inferenceSteps, Spacing);
@@ -53,6 +59,8 @@ public sealed class DdpmScheduler : IScheduler, IDisposable
         var t = full(new long[] { sample.shape[0] }, index, dtype: ScalarType.Int64, device: sample.device);
         var p = _respaced.PMeanVariance(modelOutput, sample, t, ClipDenoised);
         var prev = p.Mean;
+        if (MeanShift is not null)
+            prev = prev + p.LogVariance.exp() * MeanShift(sample, timestep); // Dhariwal & Nichol 2021, Algorithm 1: μ + s·Σ·∇ log p_φ(y|x_t)
         if (index > 0)
         {
             var z = randn(sample.shape, dtype: sample.dtype, device: sample.device, generator: generator);

@@ -116,7 +116,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         Directory.CreateDirectory(broken);
         File.WriteAllText(Path.Combine(broken, FeatureNetwork.ConfigFile), "{");
         File.WriteAllText(Path.Combine(broken, FeatureNetwork.WeightsFile), "");
-        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", broken), "not a valid feature-network configuration");
+        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", broken), "not a valid feature network configuration");
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Ddpm.Data;
 using Ddpm.Evaluation;
+using Ddpm.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,9 +26,9 @@ public sealed class TrainedFeatureNetFixture : IDisposable
         Network = new FeatureNetwork(new FeatureNetConfig());
         using var subset = new ImageDataset("fashion-mnist[0:12000]", Train.Images.narrow(0, 0, TrainImages).clone(),
             Train.Labels!.narrow(0, 0, TrainImages).clone(), Train.NumClasses);
-        FeatureNetTrainer.Train(Network, subset, new FeatureNetTrainingOptions(Epochs: 1, Seed: 5));
+        ClassifierTraining.Train(Network, (x, _) => Network.forward(x), subset, new ClassifierTrainingOptions(Epochs: 1, Seed: 5));
         using var firstTest = new ImageDataset("test[0:2000]", Test.Images.narrow(0, 0, 2000).clone(), Test.Labels!.narrow(0, 0, 2000).clone(), Test.NumClasses);
-        TestAccuracy = FeatureNetTrainer.Accuracy(Network, firstTest);
+        TestAccuracy = ClassifierTraining.Accuracy(Network.forward, firstTest);
     }
 
     /// <summary>FID statistics of <paramref name="images"/> fed in batches of <paramref name="batch"/>.</summary>

@@ -1,12 +1,11 @@
 using Ddpm.Data;
-using Ddpm.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ddpm.Evaluation;
+namespace Ddpm.Training;
 
-/// <summary>How <see cref="FeatureNetTrainer"/> trains: Adam with a cosine decay to zero, random horizontal flips.</summary>
-public sealed record FeatureNetTrainingOptions(int Epochs = 4, int BatchSize = 128, double LearningRate = 2e-3, bool RandomFlip = true, long Seed = 0)
+/// <summary>How <see cref="ClassifierTraining"/> trains: Adam with a cosine decay to zero, random horizontal flips.</summary>
+public sealed record ClassifierTrainingOptions(int Epochs = 4, int BatchSize = 128, double LearningRate = 2e-3, bool RandomFlip = true, long Seed = 0)
 {
     public void Validate()
     {
@@ -16,24 +15,26 @@ public sealed record FeatureNetTrainingOptions(int Epochs = 4, int BatchSize = 1
     }
 }
 
-/// <summary>Progress of <see cref="FeatureNetTrainer.Train"/>: step, total steps, the running mean of the loss.</summary>
-public readonly record struct FeatureNetProgress(long Step, long TotalSteps, int Epoch, double Loss);
+/// <summary>Progress of <see cref="ClassifierTraining.Train"/>: step, total steps, the running mean of the loss.</summary>
+public readonly record struct ClassifierTrainingProgress(long Step, long TotalSteps, int Epoch, double Loss);
 
-/// <summary>Trains a <see cref="FeatureNetwork"/> as a classifier (cross-entropy) and measures its accuracy.</summary>
-public static class FeatureNetTrainer
+/// <summary>
+/// Trains a classifier with cross-entropy and measures its accuracy. <c>logits(images, generator)</c> maps a batch of
+/// clean images to class logits; it may corrupt them first with the generator (the noise-aware classifier of
+/// classifier guidance sees x_t at a random t).
+/// </summary>
+public static class ClassifierTraining
 {
-    public static void Train(FeatureNetwork network, ImageDataset train, FeatureNetTrainingOptions options,
-        IProgress<FeatureNetProgress>? progress = null, CancellationToken cancellation = default)
+    public static void Train(nn.Module network, Func<Tensor, Generator, Tensor> logits, ImageDataset train, ClassifierTrainingOptions options,
+        IProgress<ClassifierTrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (!train.IsLabelled)
             throw new ArgumentException($"'{train.Name}' has no labels; the feature network is trained as a classifier on a labelled data set.", nameof(train));
-        var config = network.Config;
-        if (train.Channels != config.Channels || train.Height != config.ImageSize || train.Width != config.ImageSize)
-            throw new ArgumentException($"'{train.Name}' has {train.Channels}×{train.Height}×{train.Width} images but the network takes {config.Channels}×{config.ImageSize}×{config.ImageSize}.", nameof(train));
 
         network.train();
         using var generator = new Generator((ulong)options.Seed);
@@ -59,22 +60,22 @@ public static class FeatureNetTrainer
                 // Cosine decay from the base rate to zero over all steps.
                 optimizer.LearningRate = options.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * step / total));
                 optimizer.ZeroGrad();
-                var loss = nn.functional.cross_entropy(network.forward(x), y);
+                var loss = nn.functional.cross_entropy(logits(x, generator), y);
                 loss.backward();
                 optimizer.Step();
                 double value = loss.item<float>();
                 runningLoss = double.IsNaN(runningLoss) ? value : 0.98 * runningLoss + 0.02 * value;
                 step++;
-                progress?.Report(new FeatureNetProgress(step, total, epoch + 1, runningLoss));
+                progress?.Report(new ClassifierTrainingProgress(step, total, epoch + 1, runningLoss));
             }
         }
         network.eval();
     }
 
-    /// <summary>The fraction of <paramref name="data"/> the network classifies correctly.</summary>
-    public static double Accuracy(FeatureNetwork network, ImageDataset data, int batchSize = 500)
+    /// <summary>The fraction of <paramref name="data"/> that <paramref name="logits"/> classifies correctly.</summary>
+    public static double Accuracy(Func<Tensor, Tensor> logits, ImageDataset data, int batchSize = 500)
     {
-        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(data);
         if (!data.IsLabelled) throw new ArgumentException($"'{data.Name}' has no labels.", nameof(data));
         using var noGrad = no_grad();
@@ -83,7 +84,7 @@ public static class FeatureNetTrainer
         {
             using var scope = NewDisposeScope();
             long size = Math.Min(batchSize, data.Count - start);
-            var predicted = network.forward(data.Images.narrow(0, start, size)).argmax(1);
+            var predicted = logits(data.Images.narrow(0, start, size)).argmax(1);
             correct += predicted.eq(data.Labels!.narrow(0, start, size)).sum().item<long>();
         }
         return (double)correct / data.Count;
