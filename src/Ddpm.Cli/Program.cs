@@ -70,6 +70,7 @@ public static class Program
         root.Add(BenchCommand.Create(context));
         root.Add(EvalCommand.Create(context));
         root.Add(FidNetCommand.Create(context));
+        root.Add(ClassifierCommand.Create(context));
         root.Add(ToolsCommands.CreatePlot(context));
         root.Add(ToolsCommands.CreateExport(context));
         CliErrors.RequireSubcommand(root, Name);

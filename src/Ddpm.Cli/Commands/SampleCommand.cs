@@ -22,7 +22,11 @@ public sealed record SampleOptions(
     long Seed = 0,
     bool RawWeights = false,
     bool Gif = false,
-    int? Class = null);
+    int? Class = null,
+    bool AllClasses = false,
+    double? GuidanceScale = null,
+    string? Classifier = null,
+    double ClassifierScale = 1.0);
 
 /// <summary>What <c>ddpm sample</c> did.</summary>
 public sealed record SampleResult(int Count, int Steps, string Sampler, TimeSpan Elapsed, IReadOnlyList<string> Files);
@@ -58,17 +62,36 @@ public static class SampleCommand
         var output = CliOptions.OutputDirectory(description: "Output directory (created when the samples are written).");
         var raw = new Option<bool>("--raw-weights") { Description = "Use the raw weights (model.safetensors) instead of the EMA weights." };
         var gif = new Option<bool>("--gif") { Description = $"Also write {GifFile}: the denoising chain of the first {GifSamples} samples (x_t beside the predicted x_0)." };
-        var cls = CommandInputs.OptionalInt("--class", "Class label to sample (class-conditional checkpoints only; default: classes 0, 1, 2, ... in turn).", 0, helpName: "K");
+        var cls = new Option<string?>("--class")
+        {
+            Description = "Class to sample, or 'all' for --n samples of every class, one grid row per class (class-conditional checkpoints or --classifier; default: classes 0, 1, 2, ... in turn).",
+            HelpName = "K|all",
+        };
+        var guidance = CliOptions.Double("--guidance-scale", "Classifier-free guidance weight w: (1 + w)·ε(x, y) − w·ε(x, ∅); 0 is the conditional model (class-conditional checkpoints only).", 0.0, 0.0, 100.0, helpName: "W");
+        var classifier = CliOptions.Text("--classifier", "Noise-aware classifier directory (ddpm classifier train) for classifier guidance.", "DIR");
+        var classifierScale = CliOptions.Double("--classifier-scale", "Classifier-guidance scale s (with --classifier).", 1.0, 0.0, 1000.0, helpName: "S");
 
         var command = new Command("sample", "Draw samples from a trained checkpoint with DDPM, DDIM, DPM-Solver++, the probability-flow ODE or the reverse SDE.")
         {
-            checkpoint, n, batch, seed, output, raw, gif, cls,
+            checkpoint, n, batch, seed, output, raw, gif, cls, guidance, classifier, classifierScale,
         };
         foreach (var option in sampling.All) command.Add(option);
         command.SetAction(parse =>
         {
+            string? classText = parse.GetValue(cls);
+            int? classIndex = null;
+            bool all = string.Equals(classText, "all", StringComparison.OrdinalIgnoreCase);
+            if (classText is not null && !all)
+            {
+                if (!int.TryParse(classText, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out int k))
+                    throw new CliUsageException($"--class must be a class index (an integer >= 0) or 'all'; got '{classText}'.");
+                classIndex = k;
+            }
+            if (parse.GetResult(classifierScale) is { Implicit: false } && parse.GetValue(classifier) is null)
+                throw new CliUsageException("--classifier-scale needs --classifier DIR.");
             var options = new SampleOptions(parse.GetValue(checkpoint)!, parse.GetValue(output)!, sampling.Read(parse), parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed),
-                parse.GetValue(raw), parse.GetValue(gif), parse.GetValue(cls));
+                parse.GetValue(raw), parse.GetValue(gif), classIndex, all,
+                parse.GetResult(guidance) is { Implicit: false } ? parse.GetValue(guidance) : null, parse.GetValue(classifier), parse.GetValue(classifierScale));
             Run(options, context);
             return ExitCodes.Success;
         });
@@ -87,18 +110,14 @@ public static class SampleCommand
         bool image = model.Model.IsImageModel;
         var settings = SamplerOptions.Resolve(options.Sampling, model.Config.Diffusion, clip: image);
         int steps = settings.Steps;
-        int classes = model.Model.NumClasses;
-        if (options.Class is int k)
-        {
-            if (classes == 0)
-                throw new CliUsageException($"--class needs a class-conditional checkpoint, but '{model.Directory}' is unconditional (trained without labels); drop --class.");
-            if (k < 0 || k >= classes)
-                throw new CliUsageException($"--class must be from 0 to {classes - 1} (the checkpoint has {classes} classes); got {k}.");
-        }
+        using var guide = Guide.Create(options, model);
+        int classes = guide.Classes;
+        int count = options.AllClasses ? options.Count * classes : options.Count;
+        int ClassOf(int i) => options.AllClasses ? i / options.Count : options.Class ?? i % classes;
 
         using SchedulerHandle scheduler = new(SamplerFactory.Create(model.Config.Diffusion, settings));
         var sampleShape = model.Model.SampleShape;
-        int batches = (options.Count + options.Batch - 1) / options.Batch;
+        int batches = (count + options.Batch - 1) / options.Batch;
         string samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
         int calls = scheduler.Inner.Timesteps.Count; // network calls per batch (Heun: 2·steps − 1)
 
@@ -110,15 +129,16 @@ public static class SampleCommand
         var watch = Stopwatch.StartNew();
         try
         {
-            CommandInputs.WithProgress(context, $"{samplerName}, {steps} steps, {options.Count} samples", (long)calls * batches, task =>
+            if (guide.Description is not null) samplerName += ", " + guide.Description;
+            CommandInputs.WithProgress(context, $"{samplerName}, {steps} steps, {count} samples", (long)calls * batches, task =>
             {
                 for (int b = 0; b < batches; b++)
                 {
-                    int start = b * options.Batch, size = Math.Min(options.Batch, options.Count - start);
+                    int start = b * options.Batch, size = Math.Min(options.Batch, count - start);
                     using var labels = classes > 0
-                        ? tensor(Enumerable.Range(start, size).Select(i => (long)(options.Class ?? i % classes)).ToArray(), dtype: ScalarType.Int64)
+                        ? tensor(Enumerable.Range(start, size).Select(i => (long)ClassOf(i)).ToArray(), dtype: ScalarType.Int64)
                         : null;
-                    var denoiser = model.Denoising.AsDenoiser(labels);
+                    var denoiser = guide.Denoiser(labels, scheduler.Inner);
                     var shape = new[] { (long)size }.Concat(sampleShape).ToArray();
                     Action<SamplingStepView>? onStep = null;
                     if (b == 0 && options.Gif)
@@ -142,7 +162,7 @@ public static class SampleCommand
             var files = image
                 ? WriteImages(options, all, frames, timesteps, calls)
                 : WriteToy(options, model, all, frames, timesteps, calls, generator);
-            var result = new SampleResult(options.Count, steps, samplerName, watch.Elapsed, files);
+            var result = new SampleResult(count, steps, samplerName, watch.Elapsed, files);
             // Plain lines (not Spectre markup): they are not wrapped at the console width, so paths stay whole.
             context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"sampled {result.Count} {(image ? "images" : "points")} with {samplerName} over {steps} steps in {watch.Elapsed.TotalSeconds:0.0} s ({watch.Elapsed.TotalSeconds / result.Count:0.000} s per sample)"));
@@ -222,7 +242,7 @@ public static class SampleCommand
             files.Add(path);
         }
         string grid = Path.Combine(dir, GridFile);
-        ImageGrid.SavePng(all, grid, scale: LabelledGrid.ScaleFor(all.shape[2], 32));
+        ImageGrid.SavePng(all, grid, columns: options.AllClasses ? options.Count : null, scale: LabelledGrid.ScaleFor(all.shape[2], 32));
         files.Insert(0, grid);
         if (gifFrames is not null)
         {
