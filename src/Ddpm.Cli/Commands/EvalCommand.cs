@@ -17,7 +17,8 @@ public sealed record NllReport(string Checkpoint, string Dataset, string Split, 
 
 /// <summary>What <c>ddpm eval fid</c> measured.</summary>
 public sealed record FidReport(string Source, string Sampler, int? Steps, double? Eta, string? Variance, long Samples, string Reference, long ReferenceImages,
-    string FeatureNetwork, double FeatureNetworkTestAccuracy, double Fid, IReadOnlyList<double> ClassFractions, double Seconds, string Note);
+    string FeatureNetwork, double FeatureNetworkTestAccuracy, double Fid, IReadOnlyList<double> ClassFractions, double? RequestedClassAccuracy,
+    string? Guidance, double Seconds, string Note);
 
 /// <summary><c>ddpm eval nll</c> and <c>ddpm eval fid</c>: the paper's two metrics.</summary>
 public static class EvalCommand
@@ -175,6 +176,10 @@ public static class EvalCommand
         var dataDir = CliOptions.Text("--data-dir", "Directory of the data set files (default: the data set's standard location).", "DIR");
         var split = CliOptions.Choice("--split", "Reference split.", SplitName.Test);
         var sampling = new SamplerOptions(SamplerKind.Ddim);
+        var cls = CommandInputs.OptionalInt("--class", "Generate only this class (class-conditional checkpoints or --classifier; default: all classes in turn).", 0, helpName: "K");
+        var guidance = CliOptions.Double("--guidance-scale", "Classifier-free guidance weight w (class-conditional checkpoints).", 0.0, 0.0, 100.0, helpName: "W");
+        var classifier = CliOptions.Text("--classifier", "Noise-aware classifier directory for classifier guidance.", "DIR");
+        var classifierScale = CliOptions.Double("--classifier-scale", "Classifier-guidance scale s.", 1.0, 0.0, 1000.0, helpName: "S");
         var n = CliOptions.Int("--n", "Number of samples.", 10_000, 2, 10_000_000, helpName: "N");
         var batch = CliOptions.Int("--batch", "Samples per batch.", 250, 1, 65_536, helpName: "B");
         var seed = CliOptions.Seed();
@@ -182,7 +187,7 @@ public static class EvalCommand
         var output = OutputJson();
         var fid = new Command("fid", "Fréchet distance between the feature statistics of generated samples (or a real split) and of a reference split.")
         {
-            checkpoint, real, fidNet, dataset, dataDir, split, n, batch, seed, cache, output,
+            checkpoint, real, fidNet, dataset, dataDir, split, n, batch, seed, cache, output, cls, guidance, classifier, classifierScale,
         };
         foreach (var option in sampling.All) fid.Add(option);
         fid.SetAction(parse =>
@@ -195,14 +200,16 @@ public static class EvalCommand
             // Checked before anything is loaded; checked again against the checkpoint in RunFid.
             SamplerOptions.Resolve(values with { Steps = 1 }, new DiffusionConfig(), clip: true);
             RunFid(context, new FidOptions(ckpt, realSplit, parse.GetValue(fidNet)!, parse.GetValue(dataset), parse.GetValue(dataDir), parse.GetValue(split),
-                values, parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed), parse.GetValue(cache), parse.GetValue(output)));
+                values, parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed), parse.GetValue(cache), parse.GetValue(output),
+                new Guide.Request(parse.GetValue(cls), false, parse.GetResult(guidance) is { Implicit: false } ? parse.GetValue(guidance) : null,
+                    parse.GetValue(classifier), parse.GetValue(classifierScale))));
             return ExitCodes.Success;
         });
         return fid;
     }
 
     public sealed record FidOptions(string? Checkpoint, SplitName? Real, string FidNet, string? Dataset, string? DataDir, SplitName Split,
-        SamplerOptions.Values Sampling, int Count, int Batch, long Seed, string? StatsCache, string? OutputJson);
+        SamplerOptions.Values Sampling, int Count, int Batch, long Seed, string? StatsCache, string? OutputJson, Guide.Request? Guidance = null);
 
     public static FidReport RunFid(CliContext context, FidOptions o)
     {
@@ -245,6 +252,7 @@ public static class EvalCommand
 
         using var candidate = new FeatureAccumulator(network);
         string source, samplerName;
+        string? guideDescription = null;
         int? steps = null;
         if (o.Real is SplitName realSplit)
         {
@@ -268,7 +276,10 @@ public static class EvalCommand
             using var disposeScheduler = scheduler as IDisposable;
             samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
             int calls = scheduler.Timesteps.Count;
-            int classes = model.Model.NumClasses;
+            using var guide = Guide.Create(o.Guidance ?? new Guide.Request(null, false, null, null, 1.0), model);
+            guideDescription = guide.Description;
+            if (guideDescription is not null) samplerName += ", " + guideDescription;
+            int classes = guide.Classes;
             using var generator = new Generator((ulong)o.Seed);
             int batches = (o.Count + o.Batch - 1) / o.Batch;
             CommandInputs.WithProgress(context, $"{samplerName}, {s} steps, {o.Count:N0} samples", (long)batches * calls, task =>
@@ -277,10 +288,10 @@ public static class EvalCommand
                 {
                     using var scope = NewDisposeScope();
                     int start = b * o.Batch, size = Math.Min(o.Batch, o.Count - start);
-                    var labels = classes > 0 ? tensor(Enumerable.Range(start, size).Select(i => (long)(i % classes)).ToArray(), dtype: ScalarType.Int64) : null;
+                    var labels = classes > 0 ? tensor(Enumerable.Range(start, size).Select(i => (long)(o.Guidance?.Class ?? i % classes)).ToArray(), dtype: ScalarType.Int64) : null;
                     var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
-                    var samples = DiffusionSampler.Sample(scheduler, model.Denoising.AsDenoiser(labels), shape, generator, progress: new OffsetProgress(task, (long)b * calls));
-                    candidate.Add(samples);
+                    var samples = DiffusionSampler.Sample(scheduler, guide.Denoiser(labels, scheduler), shape, generator, progress: new OffsetProgress(task, (long)b * calls));
+                    candidate.Add(samples, labels);
                 }
             });
             source = model.Directory;
@@ -290,11 +301,14 @@ public static class EvalCommand
         var fractions = candidate.ClassCounts.Select(c => (double)c / candidate.Count).ToArray();
         var report = new FidReport(source, samplerName, steps, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
             o.Sampling.Variance is null ? null : CliOptions.Kebab(o.Sampling.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
-            o.FidNet, info.TestAccuracy, value, fractions, watch.Elapsed.TotalSeconds, FidNote);
+            o.FidNet, info.TestAccuracy, value, fractions, candidate.Labelled > 0 ? (double)candidate.LabelledCorrect / candidate.Labelled : null,
+            guideDescription, watch.Elapsed.TotalSeconds, FidNote);
         context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"FID {value:0.000}: {report.Samples:N0} {(o.Real is null ? "samples" : "images")} ({samplerName}{(steps is null ? "" : $", {steps} steps")}) vs {report.ReferenceImages:N0} images of {report.Reference}; {report.Seconds:0.0} s"));
         context.Out.WriteLine($"  {FidNote}");
         context.Out.WriteLine("  classes assigned by the feature network: " + string.Join(" ", fractions.Select((f, k) => string.Create(CultureInfo.InvariantCulture, $"{k}:{f:P1}"))));
+        if (report.RequestedClassAccuracy is double accuracy)
+            context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  the feature network agrees with the requested class for {accuracy:P1} of the samples"));
         if (o.OutputJson is not null) WriteJson(context, o.OutputJson, report);
         return report;
     }

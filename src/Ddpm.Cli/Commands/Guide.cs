@@ -35,7 +35,13 @@ public sealed class Guide : IDisposable
         Description = description;
     }
 
-    public static Guide Create(SampleOptions options, LoadedModel model)
+    /// <summary>What to condition on: a class or all classes in turn, and the two guidance methods.</summary>
+    public sealed record Request(int? Class, bool AllClasses, double? GuidanceScale, string? Classifier, double ClassifierScale);
+
+    public static Guide Create(SampleOptions options, LoadedModel model) =>
+        Create(new Request(options.Class, options.AllClasses, options.GuidanceScale, options.Classifier, options.ClassifierScale), model);
+
+    public static Guide Create(Request options, LoadedModel model)
     {
         int modelClasses = model.Model.NumClasses;
         NoisyClassifier? classifier = null;

@@ -28,15 +28,28 @@ public sealed class FeatureAccumulator : IDisposable
     /// <summary>How many images the network assigned to each class.</summary>
     public IReadOnlyList<long> ClassCounts => _classCounts;
 
-    /// <summary>Adds images [B, C, H, W] with values in [−1, 1] (values outside are clamped).</summary>
-    public void Add(Tensor images)
+    /// <summary>Images added with requested labels, and how many of them the network assigned to the requested class.</summary>
+    public long Labelled { get; private set; }
+    public long LabelledCorrect { get; private set; }
+
+    /// <summary>
+    /// Adds images [B, C, H, W] with values in [−1, 1] (values outside are clamped). With <paramref name="requested"/>
+    /// [B] (the classes the images were generated for), also counts how often the network agrees.
+    /// </summary>
+    public void Add(Tensor images, Tensor? requested = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var (features, logits) = _network.FeaturesAndLogits(Quantise(images));
         _statistics.Add(features);
-        var counts = logits.argmax(1).bincount(null, _classCounts.Length).cpu().data<long>().ToArray();
+        var predicted = logits.argmax(1);
+        var counts = predicted.bincount(null, _classCounts.Length).cpu().data<long>().ToArray();
         for (int k = 0; k < _classCounts.Length; k++) _classCounts[k] += counts[k];
+        if (requested is not null)
+        {
+            Labelled += requested.shape[0];
+            LabelledCorrect += predicted.eq(requested.to(predicted.device)).sum().item<long>();
+        }
     }
 
     public GaussianStatistics Statistics() => _statistics.Result();

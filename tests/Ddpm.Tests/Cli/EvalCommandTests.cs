@@ -105,6 +105,23 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     }
 
     [Fact]
+    public void Fid_GuidedSamplesReportAgreementWithTheRequestedClass()
+    {
+        string json = _temp.Combine("guided.json");
+        var run = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Conditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+            "--sampler", "ddim", "--steps", "3", "--n", "10", "--guidance-scale", "1.5", "--stats-cache", _temp.Combine("cache"), "--out", json);
+        AssertSuccess(run);
+        Assert.Contains("agrees with the requested class", run.Stdout);
+        var report = ReadJson(json);
+        Assert.InRange(report.GetProperty("requested_class_accuracy").GetDouble(), 0.0, 1.0);
+        Assert.Contains("classifier-free guidance w = 1.5", report.GetProperty("guidance").GetString());
+        // An unconditional model has no requested classes.
+        AssertSuccess(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+            "--steps", "2", "--n", "4", "--stats-cache", _temp.Combine("cache"), "--out", json));
+        Assert.Equal(JsonValueKind.Null, ReadJson(json).GetProperty("requested_class_accuracy").ValueKind);
+    }
+
+    [Fact]
     public void Fid_BadInputGivesOneLineErrors()
     {
         AssertUsageError(CliRunner.Run("eval", "fid", "--fid-net", FeatureNet()), "either --checkpoint DIR", "--real train|test");
