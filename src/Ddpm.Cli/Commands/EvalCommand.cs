@@ -16,7 +16,7 @@ public sealed record NllReport(string Checkpoint, string Dataset, string Split, 
     string Variance, double BitsPerDim, double StandardError, double Prior, double Kl, double Decoder, double Seconds);
 
 /// <summary>What <c>ddpm eval fid</c> measured.</summary>
-public sealed record FidReport(string Source, string Sampler, int? Steps, double? Eta, string? Variance, long Samples, string Reference, long ReferenceImages,
+public sealed record FidReport(string Source, string Sampler, int? Steps, int? NetworkCalls, double? Eta, string? Variance, long Samples, string Reference, long ReferenceImages,
     string FeatureNetwork, double FeatureNetworkTestAccuracy, double Fid, IReadOnlyList<double> ClassFractions, double? RequestedClassAccuracy,
     string? Guidance, double Seconds, string Note);
 
@@ -253,7 +253,7 @@ public static class EvalCommand
         using var candidate = new FeatureAccumulator(network);
         string source, samplerName;
         string? guideDescription = null;
-        int? steps = null;
+        int? steps = null, networkCalls = null;
         if (o.Real is SplitName realSplit)
         {
             using var images = DatasetLoader.Load(name, o.DataDir, Name(realSplit));
@@ -276,6 +276,7 @@ public static class EvalCommand
             using var disposeScheduler = scheduler as IDisposable;
             samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
             int calls = scheduler.Timesteps.Count;
+            networkCalls = calls;
             using var guide = Guide.Create(o.Guidance ?? new Guide.Request(null, false, null, null, 1.0), model);
             guideDescription = guide.Description;
             if (guideDescription is not null) samplerName += ", " + guideDescription;
@@ -299,7 +300,7 @@ public static class EvalCommand
         double value = FrechetDistance.Compute(candidate.Statistics(), referenceStats);
         watch.Stop();
         var fractions = candidate.ClassCounts.Select(c => (double)c / candidate.Count).ToArray();
-        var report = new FidReport(source, samplerName, steps, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
+        var report = new FidReport(source, samplerName, steps, networkCalls, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
             o.Sampling.Variance is null ? null : CliOptions.Kebab(o.Sampling.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
             o.FidNet, info.TestAccuracy, value, fractions, candidate.Labelled > 0 ? (double)candidate.LabelledCorrect / candidate.Labelled : null,
             guideDescription, watch.Elapsed.TotalSeconds, FidNote);

@@ -46,9 +46,54 @@ public static class ToolsCommands
             context.Console.MarkupLine($"wrote [bold]{Markup.Escape(parse.GetValue(output)!)}[/]");
             return ExitCodes.Success;
         });
-        var plot = new Command("plot", "Figures from runs and evaluations.") { loss };
+        var plot = new Command("plot", "Figures from runs and evaluations.") { loss, CreatePlotFid(context) };
         CliErrors.RequireSubcommand(plot, $"{Program.Name} plot");
         return plot;
+    }
+
+    /// <summary><c>ddpm plot fid</c>: FID against network calls, one line per sampler, from <c>ddpm eval fid --out</c> reports.</summary>
+    private static Command CreatePlotFid(CliContext context)
+    {
+        var reports = new Option<string[]>("--reports") { Description = "JSON reports written by 'ddpm eval fid --out' (files or directories of them).", Required = true, AllowMultipleArgumentsPerToken = true, HelpName = "PATH" };
+        var output = new Option<string>("--out") { Description = "The PNG to write.", Required = true, HelpName = "FILE" };
+        var command = new Command("fid", "Plot FID against the number of network calls per sample, one line per sampler, and print the table.") { reports, output };
+        command.SetAction(parse =>
+        {
+            var files = new List<string>();
+            foreach (string path in parse.GetValue(reports)!)
+            {
+                if (Directory.Exists(path)) files.AddRange(Directory.GetFiles(path, "*.json").Order(StringComparer.Ordinal));
+                else if (File.Exists(path)) files.Add(path);
+                else throw new CliUsageException($"'{path}' does not exist: pass the JSON files written by 'ddpm eval fid --out' or their directory.");
+            }
+            var rows = new List<FidReport>();
+            foreach (string file in files)
+            {
+                try { rows.Add(JsonSerializer.Deserialize<FidReport>(File.ReadAllText(file), Json.Options)!); }
+                catch (JsonException) { throw new CliUsageException($"{file} is not a report of 'ddpm eval fid --out'."); }
+            }
+            var sampled = rows.Where(r => r.NetworkCalls is not null).ToList();
+            if (sampled.Count == 0) throw new CliUsageException("none of the reports evaluates samples (they hold no network calls): pass reports of 'ddpm eval fid --checkpoint'.");
+            var palette = new[] { new SKColor(31, 119, 180), new SKColor(214, 39, 40), new SKColor(44, 160, 44), new SKColor(148, 103, 189), new SKColor(255, 127, 14), new SKColor(140, 86, 75) };
+            var series = sampled.GroupBy(r => r.Sampler).Select((g, i) =>
+            {
+                var points = g.OrderBy(r => r.NetworkCalls).ToArray();
+                return new LineSeries(g.Key, points.Select(r => (double)r.NetworkCalls!.Value).ToArray(), points.Select(r => r.Fid).ToArray(), palette[i % palette.Length], 2f, Markers: true);
+            }).ToList();
+            long n = sampled.Min(r => r.Samples);
+            LinePlot.SavePng(parse.GetValue(output)!, series, new LinePlotOptions
+            {
+                Title = $"FID vs network calls ({n:N0}+ samples each; our classifier's features, not Inception)",
+                XLabel = "network calls per sample", YLabel = "FID", LogX = true, LogY = true,
+            });
+            context.Out.WriteLine("| sampler | steps | network calls | samples | FID | seconds |");
+            context.Out.WriteLine("|---|---|---|---|---|---|");
+            foreach (var r in sampled.OrderBy(r => r.Sampler, StringComparer.Ordinal).ThenBy(r => r.NetworkCalls))
+                context.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| {r.Sampler} | {r.Steps} | {r.NetworkCalls} | {r.Samples:N0} | {r.Fid:0.00} | {r.Seconds:0} |"));
+            context.Out.WriteLine($"wrote {parse.GetValue(output)}");
+            return ExitCodes.Success;
+        });
+        return command;
     }
 
     public static Command CreateExport(CliContext context)

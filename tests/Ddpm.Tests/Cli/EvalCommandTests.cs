@@ -122,6 +122,27 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     }
 
     [Fact]
+    public void PlotFid_DrawsOneLinePerSamplerAndPrintsTheTable()
+    {
+        string dir = _temp.Combine("reports");
+        Directory.CreateDirectory(dir);
+        int i = 0;
+        foreach (var (sampler, calls, fid) in new[] { ("DDIM (eta 0)", 10, 40.0), ("DDIM (eta 0)", 50, 12.0), ("DPM-Solver++ 2M (log-snr)", 10, 15.0), ("DPM-Solver++ 2M (log-snr)", 20, 11.0) })
+        {
+            var report = new Ddpm.Cli.Commands.FidReport("ckpt", sampler, calls, calls, 0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, fid,
+                new double[10], null, null, 12.5, Ddpm.Cli.Commands.EvalCommand.FidNote);
+            File.WriteAllText(Path.Combine(dir, $"r{i++}.json"), Ddpm.IO.Json.Serialize(report));
+        }
+        string png = _temp.Combine("fid.png");
+        var run = CliRunner.Run("plot", "fid", "--reports", dir, "--out", png);
+        AssertSuccess(run);
+        Assert.Contains("| DPM-Solver++ 2M (log-snr) | 20 | 20 | 1,000 | 11.00 |", run.Stdout);
+        using var bitmap = SkiaSharp.SKBitmap.Decode(png);
+        Assert.True(bitmap.Width > 100);
+        AssertUsageError(CliRunner.Run("plot", "fid", "--reports", _temp.Combine("missing"), "--out", png), "does not exist");
+    }
+
+    [Fact]
     public void Fid_BadInputGivesOneLineErrors()
     {
         AssertUsageError(CliRunner.Run("eval", "fid", "--fid-net", FeatureNet()), "either --checkpoint DIR", "--real train|test");
