@@ -121,6 +121,25 @@ public static class Checkpoint
         if (!File.Exists(file))
             throw new CheckpointException($"'{dir}' has no {ModelFile} or {EmaFile}: the checkpoint is incomplete; use another one.");
         var network = config.Model.Create();
+        try
+        {
+            LoadWeightsFile(network, file, "use another checkpoint");
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        network.eval();
+        return (network, config);
+    }
+
+    /// <summary>
+    /// Copies the tensors of the safetensors <paramref name="file"/> into <paramref name="module"/>. A damaged file or
+    /// one that does not fit the module is a <see cref="CheckpointException"/> ending with <paramref name="fix"/>.
+    /// </summary>
+    public static void LoadWeightsFile(nn.Module module, string file, string fix)
+    {
         Dictionary<string, Tensor> state;
         try
         {
@@ -128,18 +147,16 @@ public static class Checkpoint
         }
         catch (CorruptFileException e)
         {
-            throw new CheckpointException($"{file} is damaged ({e.Message}); use another checkpoint.", e);
+            throw new CheckpointException($"{file} is damaged ({e.Problem}): {fix}.", e);
         }
         try
         {
-            LoadInto(network, state, file);
+            LoadInto(module, state, file);
         }
         finally
         {
             foreach (var t in state.Values) t.Dispose();
         }
-        network.eval();
-        return (network, config);
     }
 
     /// <summary>The checkpoint directories under a run directory, oldest first.</summary>

@@ -54,23 +54,7 @@ public static class ModelDirectory
         var module = create(info);
         try
         {
-            Dictionary<string, Tensor> state;
-            try
-            {
-                state = SafeTensors.Load(weightsPath);
-            }
-            catch (CorruptFileException e)
-            {
-                throw new CheckpointException($"{weightsPath} is damaged ({e.Problem}): {fix}.", e);
-            }
-            try
-            {
-                Checkpoint.LoadInto(module, state, weightsPath);
-            }
-            finally
-            {
-                foreach (var t in state.Values) t.Dispose();
-            }
+            Checkpoint.LoadWeightsFile(module, weightsPath, fix);
         }
         catch
         {

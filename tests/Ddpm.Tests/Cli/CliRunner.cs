@@ -20,6 +20,24 @@ public static class CliRunner
     }
 }
 
+/// <summary>The CLI's two contracts: success with nothing on stderr, or exit code 2 with one <c>error:</c> line.</summary>
+public static class CliAssert
+{
+    public static void Success(CliRun run)
+    {
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
+        Assert.Equal("", run.Stderr);
+    }
+
+    public static void UsageError(CliRun run, params string[] fragments)
+    {
+        Assert.Equal(2, run.ExitCode);
+        var line = Assert.Single(run.StderrLines);
+        Assert.StartsWith("error: ", line);
+        foreach (var f in fragments) Assert.Contains(f, line);
+    }
+}
+
 /// <summary>A fresh directory under the system temp folder, deleted on dispose.</summary>
 public sealed class TempDirectory : IDisposable
 {

@@ -10,21 +10,6 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private static void AssertSuccess(CliRun run)
-    {
-        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
-        Assert.Equal("", run.Stderr);
-    }
-
-    private static void AssertUsageError(CliRun run, params string[] fragments)
-    {
-        Assert.Equal(2, run.ExitCode);
-        var lines = run.StderrLines;
-        Assert.Single(lines);
-        Assert.StartsWith("error: ", lines[0]);
-        foreach (var f in fragments) Assert.Contains(f, lines[0]);
-    }
-
     /// <summary>An untrained 8×8 feature network: enough to exercise the command end to end.</summary>
     private string FeatureNet(int imageSize = CheckpointFixture.ImageSize)
     {
@@ -42,7 +27,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     {
         string full = _temp.Combine("full.json"), strat = _temp.Combine("strat.json");
         var run = CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "4", "--batch", "3", "--out", full);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("bits/dim", run.Stdout);
         Assert.Contains($"all {CheckpointFixture.Timesteps} terms", run.Stdout);
         var a = ReadJson(full);
@@ -52,7 +37,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         Assert.True(a.GetProperty("standard_error").GetDouble() > 0);
         Assert.Equal(CheckpointFixture.Timesteps, a.GetProperty("network_evaluations_per_image").GetInt32());
 
-        AssertSuccess(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "4", "--strata", "7", "--out", strat));
+        CliAssert.Success(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "4", "--strata", "7", "--out", strat));
         var b = ReadJson(strat);
         Assert.Equal(8, b.GetProperty("network_evaluations_per_image").GetInt32());
         // Same images, same prior; the estimate is unbiased (tested with an oracle in LikelihoodTests), so here only sanity.
@@ -63,12 +48,12 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     [Fact]
     public void Nll_BadOptionsGiveOneLineErrors()
     {
-        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--strata", "100"),
+        CliAssert.UsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--strata", "100"),
             "--strata must be from 1 to T - 1 = 99");
-        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "13"),
+        CliAssert.UsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--n", "13"),
             "--n 13 is more than the 12 images");
-        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Toy), "toy model");
-        AssertUsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--variance", "learned"), "--variance must be fixed-small or fixed-large");
+        CliAssert.UsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Toy), "toy model");
+        CliAssert.UsageError(CliRunner.Run("eval", "nll", "--checkpoint", fixture.Unconditional, "--variance", "learned"), "--variance must be fixed-small or fixed-large");
     }
 
     [Fact]
@@ -77,12 +62,12 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         string cache = _temp.Combine("cache");
         string[] args = { "eval", "fid", "--real", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(), "--n", "20", "--batch", "7", "--stats-cache", cache, "--out", _temp.Combine("real.json") };
         var first = CliRunner.Run(args);
-        AssertSuccess(first);
+        CliAssert.Success(first);
         Assert.Contains("cached in", first.Stdout);
         Assert.Contains("not Inception", first.Stdout);
         Assert.Single(Directory.GetFiles(cache));
         var second = CliRunner.Run(args);
-        AssertSuccess(second);
+        CliAssert.Success(second);
         Assert.Contains("from the cache", second.Stdout);
         var report = ReadJson(_temp.Combine("real.json"));
         double fid = report.GetProperty("fid").GetDouble();
@@ -96,11 +81,11 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     {
         var run = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
             "--sampler", "ddim", "--steps", "4", "--n", "6", "--batch", "4", "--stats-cache", _temp.Combine("cache"));
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("DDIM (eta 0), 4 steps", run.Stdout);
         var ddpm = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
             "--sampler", "ddpm", "--steps", "3", "--variance", "fixed-large", "--n", "4", "--stats-cache", _temp.Combine("cache"));
-        AssertSuccess(ddpm);
+        CliAssert.Success(ddpm);
         Assert.Contains("DDPM (fixed-large)", ddpm.Stdout);
     }
 
@@ -110,13 +95,13 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         string json = _temp.Combine("guided.json");
         var run = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Conditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
             "--sampler", "ddim", "--steps", "3", "--n", "10", "--guidance-scale", "1.5", "--stats-cache", _temp.Combine("cache"), "--out", json);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("agrees with the requested class", run.Stdout);
         var report = ReadJson(json);
         Assert.InRange(report.GetProperty("requested_class_accuracy").GetDouble(), 0.0, 1.0);
         Assert.Contains("classifier-free guidance w = 1.5", report.GetProperty("guidance").GetString());
         // An unconditional model has no requested classes.
-        AssertSuccess(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+        CliAssert.Success(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
             "--steps", "2", "--n", "4", "--stats-cache", _temp.Combine("cache"), "--out", json));
         Assert.Equal(JsonValueKind.Null, ReadJson(json).GetProperty("requested_class_accuracy").ValueKind);
     }
@@ -135,26 +120,26 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         }
         string png = _temp.Combine("fid.png");
         var run = CliRunner.Run("plot", "fid", "--reports", dir, "--out", png);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("| DPM-Solver++ 2M (log-snr) | 20 | 20 | 1,000 | 11.00 |", run.Stdout);
         using var bitmap = SkiaSharp.SKBitmap.Decode(png);
         Assert.True(bitmap.Width > 100);
-        AssertUsageError(CliRunner.Run("plot", "fid", "--reports", _temp.Combine("missing"), "--out", png), "does not exist");
+        CliAssert.UsageError(CliRunner.Run("plot", "fid", "--reports", _temp.Combine("missing"), "--out", png), "does not exist");
     }
 
     [Fact]
     public void Fid_BadInputGivesOneLineErrors()
     {
-        AssertUsageError(CliRunner.Run("eval", "fid", "--fid-net", FeatureNet()), "either --checkpoint DIR", "--real train|test");
-        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", _temp.Combine("nope")), "does not exist", "ddpm fid-net train");
-        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(28)),
+        CliAssert.UsageError(CliRunner.Run("eval", "fid", "--fid-net", FeatureNet()), "either --checkpoint DIR", "--real train|test");
+        CliAssert.UsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", _temp.Combine("nope")), "does not exist", "ddpm fid-net train");
+        CliAssert.UsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(28)),
             "takes 1×28×28", "trained on the model's data set");
-        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", FeatureNet(), "--sampler", "ddpm", "--eta", "0.5"), "--eta applies to --sampler ddim");
+        CliAssert.UsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", FeatureNet(), "--sampler", "ddpm", "--eta", "0.5"), "--eta applies to --sampler ddim");
         string broken = _temp.Combine("broken-net");
         Directory.CreateDirectory(broken);
         File.WriteAllText(Path.Combine(broken, FeatureNetwork.ConfigFile), "{");
         File.WriteAllText(Path.Combine(broken, FeatureNetwork.WeightsFile), "");
-        AssertUsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", broken), "not a valid feature network configuration");
+        CliAssert.UsageError(CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--fid-net", broken), "not a valid feature network configuration");
     }
 
     [Fact]
@@ -162,7 +147,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     {
         string dir = _temp.Combine("trained-net");
         var run = CliRunner.Run("fid-net", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--epochs", "2", "--batch", "8", "--out", dir);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("test accuracy", run.Stdout);
         var (network, info) = FeatureNetwork.Load(dir);
         using (network)
@@ -171,7 +156,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
             Assert.Equal(2, info.Epochs);
             Assert.InRange(info.TestAccuracy, 0.0, 1.0);
         }
-        AssertUsageError(CliRunner.Run("fid-net", "train", "--dataset", "toy:moons", "--out", _temp.Combine("x")), "has no labels");
+        CliAssert.UsageError(CliRunner.Run("fid-net", "train", "--dataset", "toy:moons", "--out", _temp.Combine("x")), "has no labels");
         Assert.False(Directory.Exists(_temp.Combine("x")));
     }
 }

@@ -12,24 +12,11 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
 
     public void Dispose() => _temp.Dispose();
 
-    private static void AssertSuccess(CliRun run)
-    {
-        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
-        Assert.Equal("", run.Stderr);
-    }
-
-    private static void AssertUsageError(CliRun run, params string[] fragments)
-    {
-        Assert.Equal(2, run.ExitCode);
-        var line = Assert.Single(run.StderrLines);
-        foreach (var f in fragments) Assert.Contains(f, line);
-    }
-
     private string Classifier(int timesteps)
     {
         string dir = _temp.Combine($"classifier-{timesteps}");
         if (Directory.Exists(dir)) return dir;
-        AssertSuccess(CliRunner.Run("classifier", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--timesteps", timesteps.ToString(),
+        CliAssert.Success(CliRunner.Run("classifier", "train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--timesteps", timesteps.ToString(),
             "--epochs", "1", "--batch", "8", "--out", dir));
         return dir;
     }
@@ -40,7 +27,7 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
         string dir = _temp.Combine("cfg");
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "3", "--class", "all", "--n", "2",
             "--guidance-scale", "2", "--out", dir);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains("classifier-free guidance w = 2", run.Stdout);
         Assert.Equal(2 * CheckpointFixture.Classes, Directory.GetFiles(dir, "sample-*.png").Length);
         using var grid = SkiaSharp.SKBitmap.Decode(Path.Combine(dir, SampleCommand.GridFile));
@@ -59,7 +46,7 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
         {
             var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", sampler, "--steps", "4", "--n", "3",
                 "--classifier", classifier, "--classifier-scale", "2", "--class", "3", "--out", _temp.Combine("cg-" + sampler));
-            AssertSuccess(run);
+            CliAssert.Success(run);
             Assert.Contains("classifier guidance s = 2", run.Stdout);
         }
     }
@@ -67,13 +54,13 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
     [Fact]
     public void GuidanceOptionsAreCheckedAgainstTheCheckpoint()
     {
-        AssertUsageError(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--guidance-scale", "1", "--out", _temp.Combine("a")),
+        CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--guidance-scale", "1", "--out", _temp.Combine("a")),
             "--guidance-scale needs a class-conditional checkpoint", "--classifier");
-        AssertUsageError(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--classifier", Classifier(1000), "--out", _temp.Combine("b")),
+        CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--classifier", Classifier(1000), "--out", _temp.Combine("b")),
             "another noise schedule");
-        AssertUsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--class", "ten", "--out", _temp.Combine("c")), "'all'");
-        AssertUsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--classifier-scale", "3", "--out", _temp.Combine("d")), "needs --classifier");
-        AssertUsageError(CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--classifier", Classifier(CheckpointFixture.Timesteps), "--out", _temp.Combine("e")), "image model");
+        CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--class", "ten", "--out", _temp.Combine("c")), "'all'");
+        CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--classifier-scale", "3", "--out", _temp.Combine("d")), "needs --classifier");
+        CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--classifier", Classifier(CheckpointFixture.Timesteps), "--out", _temp.Combine("e")), "image model");
         Assert.False(Directory.EnumerateDirectories(_temp.Path).Any(d => Path.GetFileName(d).Length == 1));
     }
 
@@ -81,13 +68,13 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
     public void Train_ClassConditionalUsesTheDataSetsLabelsAndClassDropout()
     {
         string run = _temp.Combine("cond-run");
-        AssertSuccess(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--timesteps", "100", "--steps", "2",
+        CliAssert.Success(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--timesteps", "100", "--steps", "2",
             "--batch", "4", "--class-conditional", "--class-dropout", "0.2", "--checkpoint-every", "2", "--out", run));
         var config = Checkpoint.ReadConfig(Checkpoint.Resolve(run));
         Assert.Equal(CheckpointFixture.Classes, config.Model.NumClasses);
         Assert.Equal(0.2, config.Training!.ClassDropout);
-        AssertUsageError(CliRunner.Run("train", "--dataset", "toy:moons", "--class-conditional", "--steps", "1", "--out", _temp.Combine("t")), "labelled");
-        AssertUsageError(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--class-dropout", "0.2", "--steps", "1", "--out", _temp.Combine("u")),
+        CliAssert.UsageError(CliRunner.Run("train", "--dataset", "toy:moons", "--class-conditional", "--steps", "1", "--out", _temp.Combine("t")), "labelled");
+        CliAssert.UsageError(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--class-dropout", "0.2", "--steps", "1", "--out", _temp.Combine("u")),
             "--class-dropout applies with --class-conditional only");
     }
 }

@@ -8,12 +8,6 @@ namespace Ddpm.Tests.Cli;
 [Collection(CheckpointCollection.Name)]
 public class SampleCommandTests(CheckpointFixture fixture)
 {
-    private static void AssertSuccess(CliRun run)
-    {
-        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}; stderr: {run.Stderr}");
-        Assert.Equal("", run.Stderr);
-    }
-
     private static string[] FileNames(string dir) =>
         Directory.GetFiles(dir).Select(f => Path.GetFileName(f)!).OrderBy(f => f, StringComparer.Ordinal).ToArray();
 
@@ -25,7 +19,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
             new[] { "sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddim", "--steps", "10", "--n", "5", "--batch", "2", "--seed", seed, "--out", temp.Combine(dir) };
 
         var first = CliRunner.Run(Args("a", "3"));
-        AssertSuccess(first);
+        CliAssert.Success(first);
         Assert.Contains("DDIM", first.Stdout);
         Assert.Contains("10 steps", first.Stdout);
         var expected = new[] { SampleCommand.GridFile }.Concat(Enumerable.Range(0, 5).Select(SampleCommand.SampleFile)).Order(StringComparer.Ordinal).ToArray();
@@ -38,8 +32,8 @@ public class SampleCommandTests(CheckpointFixture fixture)
         using (var grid = SKBitmap.Decode(temp.Combine("a", SampleCommand.GridFile)))
             Assert.True(grid.Width > 3 * CheckpointFixture.ImageSize, $"grid is {grid.Width} wide");
 
-        AssertSuccess(CliRunner.Run(Args("b", "3")));
-        AssertSuccess(CliRunner.Run(Args("c", "4")));
+        CliAssert.Success(CliRunner.Run(Args("b", "3")));
+        CliAssert.Success(CliRunner.Run(Args("c", "4")));
         foreach (var name in expected)
             Assert.Equal(File.ReadAllBytes(temp.Combine("a", name)), File.ReadAllBytes(temp.Combine("b", name)));
         Assert.NotEqual(File.ReadAllBytes(temp.Combine("a", SampleCommand.GridFile)), File.ReadAllBytes(temp.Combine("c", SampleCommand.GridFile)));
@@ -50,7 +44,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
     {
         using var temp = new TempDirectory();
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--n", "2", "--raw-weights", "--out", temp.Combine("raw"));
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains($"over {CheckpointFixture.Timesteps} steps", run.Stdout);
         Assert.Contains("raw weights", run.Stdout);
         Assert.Equal(3, FileNames(temp.Combine("raw")).Length);
@@ -62,7 +56,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
         using var temp = new TempDirectory();
         string dir = temp.Combine("gif");
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--steps", "60", "--n", "3", "--gif", "--seed", "1", "--out", dir);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains(SampleCommand.GifFile, FileNames(dir));
 
         using var codec = SKCodec.Create(Path.Combine(dir, SampleCommand.GifFile));
@@ -96,10 +90,10 @@ public class SampleCommandTests(CheckpointFixture fixture)
     public void Sample_ClassConditional_TakesAClass_AndRejectsOneOutOfRange()
     {
         using var temp = new TempDirectory();
-        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--class", "7", "--out", temp.Combine("c7")));
+        CliAssert.Success(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--class", "7", "--out", temp.Combine("c7")));
         Assert.Equal(3, FileNames(temp.Combine("c7")).Length);
         // Without --class the classes take turns; it runs as well.
-        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--out", temp.Combine("any")));
+        CliAssert.Success(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--sampler", "ddim", "--steps", "5", "--n", "2", "--out", temp.Combine("any")));
 
         var bad = CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--class", "10", "--out", temp.Combine("c10"));
         Assert.Equal(2, bad.ExitCode);
@@ -113,7 +107,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
         using var temp = new TempDirectory();
         string dir = temp.Combine("toy");
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--sampler", "ddim", "--steps", "20", "--n", "50", "--batch", "30", "--gif", "--out", dir);
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Equal(new[] { SampleCommand.GifFile, SampleCommand.CsvFile, SampleCommand.ScatterFile }, FileNames(dir));
         Assert.Equal("x,y", File.ReadLines(Path.Combine(dir, SampleCommand.CsvFile)).First());
         var (xs, ys) = PointsCsv.Read(Path.Combine(dir, SampleCommand.CsvFile));
@@ -152,7 +146,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
     {
         using var temp = new TempDirectory();
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", sampler, "--steps", "4", "--n", "3", "--batch", "2", "--out", temp.Combine("s"), "--gif");
-        AssertSuccess(run);
+        CliAssert.Success(run);
         Assert.Contains(description, run.Stdout);
         Assert.True(File.Exists(temp.Combine("s", SampleCommand.GridFile)));
         Assert.Equal(calls, Ddpm.Sampling.SamplerFactory.NetworkCalls(Enum.Parse<Ddpm.Sampling.SamplerKind>(sampler == "dpm++2m" ? "DpmSolver2M" : sampler, true), 4));
@@ -162,8 +156,8 @@ public class SampleCommandTests(CheckpointFixture fixture)
     public void Sample_SpacingAndVarianceOptionsAreChecked()
     {
         using var temp = new TempDirectory();
-        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddim", "--spacing", "karras", "--steps", "5", "--n", "2", "--out", temp.Combine("k")));
-        AssertSuccess(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--variance", "fixed-large", "--steps", "5", "--n", "2", "--out", temp.Combine("v")));
+        CliAssert.Success(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddim", "--spacing", "karras", "--steps", "5", "--n", "2", "--out", temp.Combine("k")));
+        CliAssert.Success(CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--variance", "fixed-large", "--steps", "5", "--n", "2", "--out", temp.Combine("v")));
         var wrong = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "heun", "--variance", "fixed-large", "--out", temp.Combine("x"));
         Assert.Equal(2, wrong.ExitCode);
         Assert.Contains("--variance applies to --sampler ddpm only", wrong.Stderr);
