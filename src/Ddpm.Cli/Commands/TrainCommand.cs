@@ -171,13 +171,16 @@ public static class TrainCommand
         }
     }
 
+    /// <summary>h:mm:ss with the hours not wrapped at 24 (a TimeSpan's "hh" drops whole days).</summary>
+    public static string Clock(TimeSpan span) => string.Create(CultureInfo.InvariantCulture, $"{(long)span.TotalHours}:{span:mm\\:ss}");
+
     private sealed class PlainProgress(TextWriter output) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value)
         {
             double secondsPerStep = value.ElapsedSeconds / Math.Max(1, value.Step);
             var eta = TimeSpan.FromSeconds((value.TotalSteps - value.Step) * secondsPerStep);
-            output.WriteLine($"{Describe(value)} elapsed {TimeSpan.FromSeconds(value.ElapsedSeconds):hh\\:mm\\:ss} eta {eta:hh\\:mm\\:ss}");
+            output.WriteLine($"{Describe(value)} elapsed {Clock(TimeSpan.FromSeconds(value.ElapsedSeconds))} eta {Clock(eta)}");
             output.Flush();
         }
     }
