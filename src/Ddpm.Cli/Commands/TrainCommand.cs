@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Models;
@@ -129,6 +130,9 @@ public static class TrainCommand
         using var cancellation = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancellation.Cancel(); };
         Console.CancelKeyPress += onCancel;
+        // `kill PID` (SIGTERM) stops like Ctrl+C, with a checkpoint: a run started in the background with `&` cannot be
+        // stopped with SIGINT, because a non-interactive shell starts background jobs with SIGINT ignored.
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; cancellation.Cancel(); });
         try
         {
             if (context.Console.Profile.Capabilities.Interactive)

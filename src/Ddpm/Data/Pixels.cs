@@ -73,6 +73,17 @@ internal static class Pixels
         }
     }
 
+    /// <summary>
+    /// The 8-bit levels 0..255 held in <paramref name="levels"/> (any integer or integral-valued tensor) as the same
+    /// float32 values <see cref="ToUnitRange"/> writes, so that quantised samples and data set images agree bit for bit.
+    /// </summary>
+    public static Tensor LevelsToUnitRange(Tensor levels)
+    {
+        using var scope = NewDisposeScope();
+        using var table = tensor(Table, device: levels.device);
+        return table.index_select(0, levels.to_type(ScalarType.Int64).flatten()).view(levels.shape).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Labels as a detached int64 tensor.</summary>
     public static Tensor LabelTensor(ReadOnlySpan<byte> labels)
     {

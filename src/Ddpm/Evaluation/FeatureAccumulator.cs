@@ -58,8 +58,8 @@ public sealed class FeatureAccumulator : IDisposable
     public static Tensor Quantise(Tensor images)
     {
         using var scope = NewDisposeScope();
-        var x = images.detach().to_type(ScalarType.Float32).clamp(-1, 1);
-        return ((x + 1) * 127.5).round().div_(127.5).sub_(1).MoveToOuterDisposeScope();
+        var levels = ((images.detach().to_type(ScalarType.Float32).clamp(-1, 1) + 1) * 127.5).round();
+        return Ddpm.Data.Pixels.LevelsToUnitRange(levels).MoveToOuterDisposeScope();
     }
 
     public void Dispose() => _statistics.Dispose();
