@@ -69,10 +69,12 @@ public static class TrainCommand
         var conditional = new Option<bool>("--class-conditional") { Description = "Train a class-conditional U-Net on the data set's labels (for classifier-free guidance)." };
         var classDropout = CliOptions.Double("--class-dropout", "With --class-conditional: probability of replacing the label by the null class (Ho & Salimans 2022 use 0.1-0.2).", 0.1, 0, 1, maxExclusive: true, helpName: "P");
 
+        var initFrom = CliOptions.Text("--init-from", "Fine-tune: start from the EMA weights of a trained model or checkpoint of the same network (a --class-conditional run may start from an unconditional model; its class embedding starts at zero).", "PATH");
+
         var command = new Command("train", "Train a diffusion model (the paper's recipe by default: Adam 2e-4, 5000 warm-up steps, clipping at 1, EMA 0.9999).")
         {
             dataset, dataDir, preset, steps, output, resume, batch, lr, warmup, clip, ema, emaWarmup, loss, prediction, variance,
-            schedule, timesteps, sampling, flip, seed, logEvery, sampleEvery, checkpointEvery, keep, conditional, classDropout,
+            schedule, timesteps, sampling, flip, seed, logEvery, sampleEvery, checkpointEvery, keep, conditional, classDropout, initFrom,
         };
         command.SetAction(parse =>
         {
@@ -82,6 +84,8 @@ public static class TrainCommand
             TrainingData data;
             if (resumePath is not null)
             {
+                if (parse.GetValue(initFrom) is not null)
+                    throw new CliUsageException("--init-from starts a new run; --resume continues one with its own weights: pass one of them.");
                 string checkpointDir = Checkpoint.Resolve(resumePath);
                 var saved = Checkpoint.ReadConfig(checkpointDir);
                 string name = parse.GetValue(dataset) ?? saved.Dataset ?? throw new CliUsageException("the checkpoint does not name its data set: pass --dataset.");
@@ -99,7 +103,8 @@ public static class TrainCommand
                     parse.GetValue(prediction), parse.GetValue(variance), parse.GetValue(loss));
                 var training = new TrainingConfig(parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(warmup),
                     parse.GetValue(clip), parse.GetValue(ema), parse.GetValue(emaWarmup), parse.GetValue(sampling), parse.GetValue(flip),
-                    parse.GetValue(conditional) ? parse.GetValue(classDropout) : 0.0, parse.GetValue(seed), parse.GetValue(logEvery), parse.GetValue(sampleEvery), parse.GetValue(checkpointEvery), parse.GetValue(keep));
+                    parse.GetValue(conditional) ? parse.GetValue(classDropout) : 0.0, parse.GetValue(seed), parse.GetValue(logEvery), parse.GetValue(sampleEvery), parse.GetValue(checkpointEvery), parse.GetValue(keep),
+                    parse.GetValue(initFrom));
                 if (Checkpoint.List(outDir).Length > 0)
                     throw new CliUsageException($"'{outDir}' already holds a training run: continue it with --resume {outDir}, or choose another --out.");
                 data = LoadData(name, parse.GetValue(dataDir), model, training.Seed);

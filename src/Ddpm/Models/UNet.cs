@@ -191,6 +191,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
     private readonly nn.Module<Tensor, Tensor> out_norm, out_conv;
     private readonly long _flops;
 
+    /// <summary>The name of the class embedding's module: its weights are "class_embed.weight".</summary>
+    public const string ClassEmbeddingName = nameof(class_embed);
+
     public UNetConfig Config { get; }
 
     public UNet(UNetConfig config) : base(nameof(UNet))

@@ -159,6 +159,39 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>
+    /// Fine-tuning's starting point: copies the (EMA) weights of a trained model or checkpoint at <paramref name="source"/>
+    /// into <paramref name="module"/>, a fresh network of <paramref name="target"/>'s configuration. The two must be the
+    /// same network trained with the same noise schedule and prediction, except that a class-conditional target may
+    /// start from an unconditional source: its class embedding starts at zero, so before any fine-tuning the target
+    /// predicts exactly what the source does for every label, and classifier-free guidance (Ho &amp; Salimans 2022)
+    /// is learned on top of an already trained denoiser.
+    /// </summary>
+    /// <returns>The checkpoint directory the weights came from.</returns>
+    public static string WarmStart(nn.Module module, CheckpointConfig target, string source)
+    {
+        string dir = Resolve(source);
+        var (network, config) = LoadNetwork(dir);
+        using (network)
+        {
+            if (config.Diffusion.Schedule != target.Diffusion.Schedule || config.Diffusion.Prediction != target.Diffusion.Prediction)
+                throw new CheckpointException($"'{dir}' was trained with the {config.Diffusion.Schedule.Kind} schedule (T = {config.Diffusion.Schedule.Timesteps}) and {config.Diffusion.Prediction} prediction, not {target.Diffusion.Schedule.Kind} (T = {target.Diffusion.Schedule.Timesteps}) and {target.Diffusion.Prediction}: pass the same --schedule, --timesteps and --prediction, or start from scratch.");
+            var sourceModel = config.Model.UNet is { } u ? config.Model with { UNet = u with { NumClasses = target.Model.NumClasses } } : config.Model;
+            if (config.Model.NumClasses is not 0 && config.Model.NumClasses != target.Model.NumClasses
+                || Json.Serialize(sourceModel) != Json.Serialize(target.Model))
+                throw new CheckpointException($"'{dir}' holds another network than this run's (compare the model in its config.json with --preset): the weights do not fit this model.");
+            var weights = NamedTensors(network).ToDictionary(t => t.Name, t => t.Tensor);
+            using var noGrad = no_grad();
+            foreach (var (name, tensor) in NamedTensors(module))
+            {
+                if (weights.TryGetValue(name, out var value)) tensor.copy_(value.to_type(tensor.dtype));
+                else if (name.StartsWith(UNet.ClassEmbeddingName + ".", StringComparison.Ordinal)) tensor.zero_();
+                else throw new CheckpointException($"'{dir}' has no tensor '{name}': the weights do not fit this model.");
+            }
+        }
+        return dir;
+    }
+
     /// <summary>The checkpoint directories under a run directory, oldest first.</summary>
     public static string[] List(string runDir)
     {

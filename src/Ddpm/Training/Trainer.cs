@@ -79,11 +79,29 @@ public sealed class Trainer : IDisposable
         _generator = new Generator((ulong)config.Training.Seed);
     }
 
-    /// <summary>A new run writing to <paramref name="runDirectory"/>.</summary>
+    /// <summary>
+    /// A new run writing to <paramref name="runDirectory"/>; with <see cref="TrainingConfig.InitFrom"/> it starts from
+    /// that model's weights (<see cref="Checkpoint.WarmStart"/>), with fresh Adam moments and warm-up.
+    /// </summary>
     public static Trainer Create(ModelConfig model, DiffusionConfig diffusion, TrainingConfig training, TrainingData data, string runDirectory)
     {
         var config = new CheckpointConfig(model.WithLearnedVariance(diffusion.LearnsVariance), diffusion, training, data.Name);
-        return new Trainer(config, data, runDirectory);
+        var trainer = new Trainer(config, data, runDirectory);
+        if (training.InitFrom is not null)
+        {
+            try
+            {
+                Checkpoint.WarmStart(trainer._network, config, training.InitFrom);
+            }
+            catch
+            {
+                trainer.Dispose();
+                throw;
+            }
+            // The EMA starts from the loaded weights, not from the random ones they replaced.
+            trainer._ema.LoadState(trainer._parameters.ToDictionary(p => p.Name, p => p.Parameter), updates: 0);
+        }
+        return trainer;
     }
 
     /// <summary>

@@ -9,7 +9,10 @@ public enum TimestepSampling
     LossAware,
 }
 
-/// <summary>The trainer's options; defaults are the paper's recipe (Ho et al. 2020, App. B).</summary>
+/// <summary>
+/// The trainer's options; defaults are the paper's recipe (Ho et al. 2020, App. B). <see cref="InitFrom"/> names the
+/// trained model or checkpoint whose weights a fine-tuning run starts from (null: random initialisation).
+/// </summary>
 public sealed record TrainingConfig(
     long Steps = 800_000,
     int BatchSize = 128,
@@ -25,7 +28,8 @@ public sealed record TrainingConfig(
     int LogEvery = 10,
     int SampleEvery = 0,
     int CheckpointEvery = 1000,
-    int KeepCheckpoints = 3)
+    int KeepCheckpoints = 3,
+    string? InitFrom = null)
 {
     /// <summary>Throws an ArgumentException that names the option and its allowed range.</summary>
     public void Validate()

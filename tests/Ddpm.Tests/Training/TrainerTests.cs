@@ -18,7 +18,7 @@ public sealed class TrainerTests : IDisposable
         if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
     }
 
-    private static TrainingData TinyData(int n = 64)
+    internal static TrainingData TinyData(int n = 64)
     {
         using var scope = NewDisposeScope();
         var gen = new Generator(99);
@@ -199,5 +199,48 @@ public sealed class ExportTests : IDisposable
         Assert.Equal(2, Ddpm.Cli.Program.Run(new[] { "export", "--checkpoint", Path.Combine(_root, "nope"), "--out", Path.Combine(_root, "x") }, new StringWriter(), err2));
         Assert.StartsWith("error:", err2.ToString());
         Assert.False(Directory.Exists(Path.Combine(_root, "x")));
+    }
+
+    [Fact]
+    public void WarmStartedConditionalModelPredictsExactlyLikeItsUnconditionalSourceAndThenLearnsItsClassEmbedding()
+    {
+        var data = TrainerTests.TinyData();
+        var diffusion = new DiffusionConfig(new ScheduleConfig(Timesteps: 100));
+        var training = new TrainingConfig(Steps: 3, BatchSize: 8, WarmupSteps: 0, EmaDecay: 0.5, Seed: 1, CheckpointEvery: 3);
+        string source = Path.Combine(_root, "unconditional");
+        using (var trainer = Trainer.Create(new ModelConfig(UNetPresets.Tiny), diffusion, training, data with { Labels = null, NumClasses = 0 }, source))
+            trainer.Run();
+
+        var conditional = new ModelConfig(UNetPresets.Tiny with { NumClasses = 3 });
+        using var scope = NewDisposeScope();
+        var x = randn(new long[] { 4, 1, 8, 8 }, generator: new Generator(8));
+        var t = tensor(new long[] { 0, 30, 60, 99 });
+        var (sourceNetwork, _) = Checkpoint.LoadNetwork(Checkpoint.Resolve(source));
+        using var expected = ((UNet)sourceNetwork).Forward(x, t, null).detach();
+        sourceNetwork.Dispose();
+        using (var tuned = Trainer.Create(conditional, diffusion, training with { Steps = 2, ClassDropout = 0.1, InitFrom = source }, data, Path.Combine(_root, "tuned")))
+        {
+            var network = (UNet)tuned.Network;
+            network.eval();
+            foreach (var label in new long[] { 0, 1, 2, 3 }) // 3 = the null class
+            {
+                using var output = network.Forward(x, t, full(new long[] { 4 }, label, dtype: ScalarType.Int64));
+                Assert.Equal(0.0, Numerics.MaxAbs(output - expected));
+            }
+            foreach (var (name, p) in network.named_parameters())
+                Assert.Equal(0.0, Numerics.MaxAbs(tuned.EmaWeights[name] - p)); // the EMA starts at the loaded weights
+            network.train();
+            tuned.Run();
+            Assert.True(Numerics.MaxAbs(network.named_parameters().Single(p => p.name == "class_embed.weight").parameter) > 0,
+                "the class embedding did not move from zero in two steps");
+        }
+
+        // Another network or another schedule is a CheckpointException that says which.
+        var wider = Assert.Throws<CheckpointException>(() => Trainer.Create(new ModelConfig(UNetPresets.Tiny with { BaseChannels = 24, Groups = 8 }), diffusion,
+            training with { InitFrom = source }, data, Path.Combine(_root, "wider")));
+        Assert.Contains("another network", wider.Message);
+        var cosine = Assert.Throws<CheckpointException>(() => Trainer.Create(conditional, new DiffusionConfig(new ScheduleConfig(ScheduleKind.Cosine, 100)),
+            training with { InitFrom = source }, data, Path.Combine(_root, "cosine")));
+        Assert.Contains("schedule", cosine.Message);
     }
 }
