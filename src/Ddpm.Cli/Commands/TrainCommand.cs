@@ -69,7 +69,7 @@ public static class TrainCommand
         var conditional = new Option<bool>("--class-conditional") { Description = "Train a class-conditional U-Net on the data set's labels (for classifier-free guidance)." };
         var classDropout = CliOptions.Double("--class-dropout", "With --class-conditional: probability of replacing the label by the null class (Ho & Salimans 2022 use 0.1-0.2).", 0.1, 0, 1, maxExclusive: true, helpName: "P");
 
-        var initFrom = CliOptions.Text("--init-from", "Fine-tune: start from the EMA weights of a trained model or checkpoint of the same network (a --class-conditional run may start from an unconditional model; its class embedding starts at zero).", "PATH");
+        var initFrom = CliOptions.Text("--init-from", "Fine-tune: start from the EMA weights of a trained model or checkpoint of the same network (a --class-conditional run may start from an unconditional model; its no-class embedding row starts at zero, the class rows random).", "PATH");
 
         var command = new Command("train", "Train a diffusion model (the paper's recipe by default: Adam 2e-4, 5000 warm-up steps, clipping at 1, EMA 0.9999).")
         {
