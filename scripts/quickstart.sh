@@ -4,8 +4,10 @@
 #   1. installs the Fashion-MNIST data set (Debian package dataset-fashion-mnist) if it is missing;
 #   2. builds the ddpm command line (Release);
 #   3. samples 64 images from the shipped model (models/fashion-mnist, DDIM 50 steps) -> out/quickstart/shipped/grid.png;
-#   4. trains a small model on Fashion-MNIST for a short budget -> out/quickstart/run, and samples from it;
-#   5. runs the 2-D toy demo with the exact (oracle) denoiser -> out/quickstart/toy/toy-samples.png.
+#   4. samples one row of each class from the class-conditional model (models/fashion-mnist-cond, classifier-free
+#      guidance w = 3, DDIM 20 steps) -> out/quickstart/classes/grid.png;
+#   5. trains a small model on Fashion-MNIST for a short budget -> out/quickstart/run, and samples from it;
+#   6. runs the 2-D toy demo with the exact (oracle) denoiser -> out/quickstart/toy/toy-samples.png.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +29,9 @@ ddpm() { ./ddpm "$@"; }
 echo "quickstart: sampling 64 images from the shipped model"
 ddpm sample --checkpoint models/fashion-mnist --sampler ddim --steps 50 --n 64 --batch 64 --seed 0 --out "$out/shipped"
 
+echo "quickstart: 8 images of each class with classifier-free guidance"
+ddpm sample --checkpoint models/fashion-mnist-cond --class all --n 8 --guidance-scale 3 --sampler ddim --steps 20 --seed 0 --out "$out/classes"
+
 echo "quickstart: training a small model for $steps steps"
 rm -rf "$out/run"
 ddpm train --dataset fashion-mnist --preset fashion-mnist --steps "$steps" --batch 32 --lr 1e-3 --warmup 50 \
@@ -37,4 +42,4 @@ ddpm plot loss --log "$out/run" --out "$out/run/loss.png"
 echo "quickstart: toy demo"
 ddpm demo toy --out "$out/toy"
 
-echo "quickstart: done. Look at $out/shipped/grid.png, $out/run-samples/grid.png, $out/run/loss.png and $out/toy/toy-samples.png"
+echo "quickstart: done. Look at $out/shipped/grid.png, $out/classes/grid.png, $out/run-samples/grid.png, $out/run/loss.png and $out/toy/toy-samples.png"

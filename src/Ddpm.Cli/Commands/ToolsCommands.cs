@@ -72,7 +72,11 @@ public static class ToolsCommands
                 try { rows.Add(JsonSerializer.Deserialize<FidReport>(File.ReadAllText(file), Json.Options)!); }
                 catch (JsonException) { throw new CliUsageException($"{file} is not a report of 'ddpm eval fid --out'."); }
             }
-            var sampled = rows.Where(r => r.NetworkCalls is not null).ToList();
+            // Guided sampling costs more than its network calls (a doubled batch, a classifier's gradient) and aims at
+            // a class, not at the data distribution: it has no place on a curve of samplers.
+            var guided = rows.Count(r => r.Guidance is not null);
+            var sampled = rows.Where(r => r.NetworkCalls is not null && r.Guidance is null).ToList();
+            if (guided > 0) context.Out.WriteLine($"left out {guided} report(s) of guided sampling");
             if (sampled.Count == 0) throw new CliUsageException("none of the reports evaluates samples (they hold no network calls): pass reports of 'ddpm eval fid --checkpoint'.");
             var palette = new[] { new SKColor(31, 119, 180), new SKColor(214, 39, 40), new SKColor(44, 160, 44), new SKColor(148, 103, 189), new SKColor(255, 127, 14), new SKColor(140, 86, 75) };
             var series = sampled.GroupBy(r => r.Sampler).Select((g, i) =>

@@ -118,10 +118,15 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
                 new double[10], null, null, 12.5, Ddpm.Cli.Commands.EvalCommand.FidNote);
             File.WriteAllText(Path.Combine(dir, $"r{i++}.json"), Ddpm.IO.Json.Serialize(report));
         }
+        // A guided report is left out of the samplers' curve and table.
+        File.WriteAllText(Path.Combine(dir, "guided.json"), Ddpm.IO.Json.Serialize(new Ddpm.Cli.Commands.FidReport("ckpt", "DDIM (eta 0), classifier-free guidance w = 3", 10, 10,
+            0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, 7.0, new double[10], 0.97, "classifier-free guidance w = 3", 20.0, Ddpm.Cli.Commands.EvalCommand.FidNote)));
         string png = _temp.Combine("fid.png");
         var run = CliRunner.Run("plot", "fid", "--reports", dir, "--out", png);
         CliAssert.Success(run);
         Assert.Contains("| DPM-Solver++ 2M (log-snr) | 20 | 20 | 1,000 | 11.00 |", run.Stdout);
+        Assert.Contains("left out 1 report(s) of guided sampling", run.Stdout);
+        Assert.DoesNotContain("guidance w = 3 |", run.Stdout);
         using var bitmap = SkiaSharp.SKBitmap.Decode(png);
         Assert.True(bitmap.Width > 100);
         CliAssert.UsageError(CliRunner.Run("plot", "fid", "--reports", _temp.Combine("missing"), "--out", png), "does not exist");
