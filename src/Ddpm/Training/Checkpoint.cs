@@ -189,7 +189,11 @@ public static class Checkpoint
             foreach (var (name, tensor) in NamedTensors(module))
             {
                 if (weights.TryGetValue(name, out var value)) tensor.copy_(value.to_type(tensor.dtype));
-                else if (name.StartsWith(UNet.ClassEmbeddingName + ".", StringComparison.Ordinal)) tensor[target.Model.NumClasses].zero_();
+                else if (name.StartsWith(UNet.ClassEmbeddingName + ".", StringComparison.Ordinal))
+                {
+                    using var nullRow = tensor[target.Model.NumClasses];
+                    nullRow.zero_();
+                }
                 else throw new CheckpointException($"'{dir}' has no tensor '{name}': the weights do not fit this model.");
             }
         }

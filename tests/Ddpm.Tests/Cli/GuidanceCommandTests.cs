@@ -76,5 +76,10 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
         CliAssert.UsageError(CliRunner.Run("train", "--dataset", "toy:moons", "--class-conditional", "--steps", "1", "--out", _temp.Combine("t")), "labelled");
         CliAssert.UsageError(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--class-dropout", "0.2", "--steps", "1", "--out", _temp.Combine("u")),
             "--class-dropout applies with --class-conditional only");
+        // --init-from: not with --resume; a path that holds no model is a one-line error and leaves no run behind.
+        CliAssert.UsageError(CliRunner.Run("train", "--resume", run, "--init-from", run), "--init-from starts a new run");
+        CliAssert.UsageError(CliRunner.Run("train", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--preset", "tiny", "--class-conditional", "--steps", "1", "--batch", "4",
+            "--init-from", _temp.Combine("no-such-model"), "--out", _temp.Combine("w")), "neither a checkpoint directory");
+        Assert.False(Directory.Exists(Path.Combine(_temp.Combine("w"), "checkpoints")));
     }
 }
