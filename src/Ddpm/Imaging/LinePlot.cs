@@ -90,13 +90,21 @@ public static class LinePlot
         PlotText.Draw(canvas, o.YLabel, 16, area.MidY + LabelSize * 0.35f, SKTextAlign.Center, LabelSize, Foreground);
         canvas.Restore();
 
-        float legendY = area.Top + 16;
-        foreach (var s in series.Where(s => s.Label.Length > 0))
+        // The legend is as wide as its longest label, so no label runs past the frame, on white so grid lines do not cross it.
+        var labelled = series.Where(s => s.Label.Length > 0).ToArray();
+        if (labelled.Length > 0)
         {
-            using var paint = new SKPaint { Color = s.Color, StrokeWidth = 3, Style = SKPaintStyle.Stroke };
-            canvas.DrawLine(area.Right - 150, legendY - 4, area.Right - 126, legendY - 4, paint);
-            PlotText.Draw(canvas, s.Label, area.Right - 120, legendY, SKTextAlign.Left, LabelSize, Foreground);
-            legendY += LabelSize + 6;
+            float textX = area.Right - 8 - labelled.Max(s => PlotText.Measure(s.Label, LabelSize));
+            float legendY = area.Top + 16;
+            using var background = new SKPaint { Color = SKColors.White, Style = SKPaintStyle.Fill };
+            canvas.DrawRect(new SKRect(textX - 36, area.Top + 4, area.Right - 2, area.Top + 8 + labelled.Length * (LabelSize + 6)), background);
+            foreach (var s in labelled)
+            {
+                using var paint = new SKPaint { Color = s.Color, StrokeWidth = 3, Style = SKPaintStyle.Stroke };
+                canvas.DrawLine(textX - 30, legendY - 4, textX - 6, legendY - 4, paint);
+                PlotText.Draw(canvas, s.Label, textX, legendY, SKTextAlign.Left, LabelSize, Foreground);
+                legendY += LabelSize + 6;
+            }
         }
         canvas.Flush();
         return bitmap;

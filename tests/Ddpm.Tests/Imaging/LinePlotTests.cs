@@ -34,6 +34,22 @@ public class LinePlotTests
     }
 
     [Fact]
+    public void LegendWithALongLabelStaysInsideTheFrame()
+    {
+        // A label as long as the sampler names of `ddpm plot fid` ran past the right edge when the legend had a fixed
+        // width; now every column right of the frame (x > 400 - 20) is background, and the label's ink is inside.
+        var xs = new[] { 1.0, 2.0, 3.0 };
+        using var bitmap = LinePlot.Render(new[] { new LineSeries("DPM-Solver++ 2M (log-snr), a long label", xs, xs, SKColors.Blue) },
+            new LinePlotOptions { Width = 400, Height = 300 });
+        bool Ink(int x, int y) { var c = bitmap.GetPixel(x, y); return c.Red < 200 && c.Green < 200 && c.Blue < 200; }
+        int frameRight = 400 - 20;
+        for (int x = frameRight + 2; x < 400; x++)
+            for (int y = 40; y < 80; y++)
+                Assert.False(Ink(x, y), $"ink at ({x}, {y}), right of the frame");
+        Assert.Contains(Enumerable.Range(frameRight - 60, 55), x => Enumerable.Range(44, 16).Any(y => Ink(x, y)));
+    }
+
+    [Fact]
     public void RejectsMismatchedOrEmptySeries()
     {
         Assert.Throws<ArgumentException>(() => LinePlot.Render(Array.Empty<LineSeries>()));
