@@ -6,6 +6,7 @@ using Ddpm.Diffusion;
 using Ddpm.Evaluation;
 using Ddpm.IO;
 using Ddpm.Sampling;
+using Ddpm.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,7 +19,7 @@ public sealed record NllReport(string Checkpoint, string Dataset, string Split, 
 /// <summary>What <c>ddpm eval fid</c> measured.</summary>
 public sealed record FidReport(string Source, string Sampler, int? Steps, int? NetworkCalls, double? Eta, string? Variance, long Samples, string Reference, long ReferenceImages,
     string FeatureNetwork, double FeatureNetworkTestAccuracy, double Fid, IReadOnlyList<double> ClassFractions, double? RequestedClassAccuracy,
-    string? Guidance, double Seconds, string Note);
+    string? Guidance, double Seconds, string Note, long? ResumedAfterSamples = null);
 
 /// <summary><c>ddpm eval nll</c> and <c>ddpm eval fid</c>: the paper's two metrics.</summary>
 public static class EvalCommand
@@ -251,6 +252,7 @@ public static class EvalCommand
         }
 
         using var candidate = new FeatureAccumulator(network);
+        ResumePoint? resumed = null;
         string source, samplerName;
         string? guideDescription = null;
         int? steps = null, networkCalls = null;
@@ -283,18 +285,23 @@ public static class EvalCommand
             int classes = guide.Classes;
             using var generator = new Generator((ulong)o.Seed);
             int batches = (o.Count + o.Batch - 1) / o.Batch;
+            string key = ProgressKey(o, model, settings);
+            var saved = new FeatureProgress(Path.Combine(cacheDir, "progress", $"fid-{key}.safetensors"), key);
+            if (batches > 1)
+                context.Out.WriteLine($"progress is saved after every batch in {saved.Path}: if this run stops, the same command resumes it");
             CommandInputs.WithProgress(context, $"{samplerName}, {s} steps, {o.Count:N0} samples", (long)batches * calls, task =>
             {
-                for (int b = 0; b < batches; b++)
+                resumed = saved.Accumulate(candidate, generator, batches, b =>
                 {
-                    using var scope = NewDisposeScope();
                     int start = b * o.Batch, size = Math.Min(o.Batch, o.Count - start);
                     var labels = classes > 0 ? tensor(Enumerable.Range(start, size).Select(i => (long)(o.Guidance?.Class ?? i % classes)).ToArray(), dtype: ScalarType.Int64) : null;
                     var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
-                    var samples = DiffusionSampler.Sample(scheduler, guide.Denoiser(labels, scheduler), shape, generator, progress: new OffsetProgress(task, (long)b * calls));
-                    candidate.Add(samples, labels);
-                }
+                    return (DiffusionSampler.Sample(scheduler, guide.Denoiser(labels, scheduler), shape, generator, progress: new OffsetProgress(task, (long)b * calls)), labels);
+                });
             });
+            if (resumed is not null)
+                context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"resumed: the first {resumed.Samples:N0} samples ({resumed.Batches} batches, {resumed.Seconds:0} s) came from an earlier run of this command"));
             source = model.Directory;
         }
         double value = FrechetDistance.Compute(candidate.Statistics(), referenceStats);
@@ -303,7 +310,7 @@ public static class EvalCommand
         var report = new FidReport(source, samplerName, steps, networkCalls, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
             o.Sampling.Variance is null ? null : CliOptions.Kebab(o.Sampling.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
             o.FidNet, info.TestAccuracy, value, fractions, candidate.Labelled > 0 ? (double)candidate.LabelledCorrect / candidate.Labelled : null,
-            guideDescription, watch.Elapsed.TotalSeconds, FidNote);
+            guideDescription, watch.Elapsed.TotalSeconds + (resumed?.Seconds ?? 0), FidNote, resumed?.Samples);
         context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"FID {value:0.000}: {report.Samples:N0} {(o.Real is null ? "samples" : "images")} ({samplerName}{(steps is null ? "" : $", {steps} steps")}) vs {report.ReferenceImages:N0} images of {report.Reference}; {report.Seconds:0.0} s"));
         context.Out.WriteLine($"  {FidNote}");
@@ -313,6 +320,17 @@ public static class EvalCommand
         if (o.OutputJson is not null) WriteJson(context, o.OutputJson, report);
         return report;
     }
+
+    /// <summary>Everything that decides a sample run's features: the weights, the diffusion and sampler settings, guidance, seed, batching, count and feature network.</summary>
+    private static string ProgressKey(FidOptions o, LoadedModel model, SamplerSettings settings) => FeatureProgress.MakeKey(
+    [
+        "eval fid v1",
+        ModelDirectory.FileFingerprint(Path.Combine(model.Directory, model.Ema ? Checkpoint.EmaFile : Checkpoint.ModelFile)),
+        Json.Serialize(model.Config), Json.Serialize(settings), Json.Serialize(o.Guidance),
+        o.Guidance?.Classifier is string classifier ? FeatureNetwork.Fingerprint(classifier) : "no classifier",
+        FeatureNetwork.Fingerprint(o.FidNet),
+        string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}, batch {o.Batch}, count {o.Count}"),
+    ]);
 
     private static void AddImages(FeatureAccumulator accumulator, ImageDataset data, int[] indices, int batch, Action<long> progress)
     {

@@ -54,6 +54,26 @@ public sealed class FeatureAccumulator : IDisposable
 
     public GaussianStatistics Statistics() => _statistics.Result();
 
+    /// <summary>Everything this accumulator has gathered, so that a stopped run can be resumed (<see cref="FeatureProgress"/>).</summary>
+    internal sealed record State(Tensor Sum, Tensor Outer, long Count, long[] ClassCounts, long Labelled, long LabelledCorrect);
+
+    /// <summary>The current state; its tensors are this accumulator's own (read them, do not dispose them).</summary>
+    internal State Export()
+    {
+        var (sum, outer) = _statistics.Sums;
+        return new State(sum, outer, _statistics.Count, _classCounts.ToArray(), Labelled, LabelledCorrect);
+    }
+
+    /// <summary>Replaces the state by a saved one; false (and nothing changed) when it does not fit this feature network.</summary>
+    internal bool TryRestore(State state)
+    {
+        if (state.ClassCounts.Length != _classCounts.Length || !_statistics.Restore(state.Sum, state.Outer, state.Count)) return false;
+        state.ClassCounts.CopyTo(_classCounts, 0);
+        Labelled = state.Labelled;
+        LabelledCorrect = state.LabelledCorrect;
+        return true;
+    }
+
     /// <summary>round((x + 1)·127.5)/127.5 − 1: the values an 8-bit PNG of <paramref name="images"/> would hold.</summary>
     public static Tensor Quantise(Tensor images)
     {

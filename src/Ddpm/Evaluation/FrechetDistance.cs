@@ -39,6 +39,20 @@ public sealed class RunningStatistics : IDisposable
         Count += x.shape[0];
     }
 
+    /// <summary>The running sums Σx [d] and Σxxᵀ [d, d] (float64, owned by this object): what <see cref="Restore"/> takes back.</summary>
+    internal (Tensor Sum, Tensor Outer) Sums => (_sum, _outer);
+
+    /// <summary>Replaces the running sums and count by saved ones (see <see cref="FeatureProgress"/>); false when the shapes do not fit.</summary>
+    internal bool Restore(Tensor sum, Tensor outer, long count)
+    {
+        if (count < 0 || !sum.shape.SequenceEqual(_sum.shape) || !outer.shape.SequenceEqual(_outer.shape)) return false;
+        using var noGrad = no_grad();
+        _sum.copy_(sum);
+        _outer.copy_(outer);
+        Count = count;
+        return true;
+    }
+
     /// <summary>The mean and the unbiased covariance (Σxxᵀ − n μμᵀ)/(n − 1).</summary>
     public GaussianStatistics Result()
     {

@@ -66,9 +66,12 @@ public static class ModelDirectory
     }
 
     /// <summary>A short fingerprint of the weights file (cached statistics are keyed by it).</summary>
-    public static string Fingerprint(string dir)
+    public static string Fingerprint(string dir) => FileFingerprint(Path.Combine(dir, WeightsFile));
+
+    /// <summary>The first 16 hex digits of the SHA-256 of a file's bytes.</summary>
+    public static string FileFingerprint(string file)
     {
-        using var stream = File.OpenRead(Path.Combine(dir, WeightsFile));
+        using var stream = File.OpenRead(file);
         return Convert.ToHexString(SHA256.HashData(stream))[..16].ToLowerInvariant();
     }
 }

@@ -90,6 +90,35 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     }
 
     [Fact]
+    public void Fid_SavesProgressWhileRunning_DeletesItAtTheEnd_AndIgnoresAnUnreadableOne()
+    {
+        string cache = _temp.Combine("cache"), json = _temp.Combine("fid.json");
+        string[] args = { "eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", FeatureNet(),
+            "--sampler", "ddim", "--steps", "2", "--n", "6", "--batch", "2", "--stats-cache", cache, "--out", json };
+        var first = CliRunner.Run(args);
+        CliAssert.Success(first);
+        string line = first.Stdout.Split('\n').Single(l => l.StartsWith("progress is saved after every batch in "));
+        string path = line["progress is saved after every batch in ".Length..line.IndexOf(": if this run stops", StringComparison.Ordinal)];
+        Assert.StartsWith(Path.Combine(cache, "progress"), path);
+        Assert.False(File.Exists(path));
+        double fid = ReadJson(json).GetProperty("fid").GetDouble();
+        Assert.Equal(JsonValueKind.Null, ReadJson(json).GetProperty("resumed_after_samples").ValueKind);
+
+        // A progress file that cannot be read (say, from a disk that filled up) is ignored: the run starts afresh.
+        File.WriteAllText(path, "garbage");
+        var second = CliRunner.Run(args);
+        CliAssert.Success(second);
+        Assert.DoesNotContain("resumed", second.Stdout);
+        Assert.Equal(fid, ReadJson(json).GetProperty("fid").GetDouble());
+        Assert.False(File.Exists(path));
+
+        // A different seed is a different run: another progress file.
+        var other = CliRunner.Run(args.Concat(new[] { "--seed", "5" }).ToArray());
+        CliAssert.Success(other);
+        Assert.DoesNotContain(path, other.Stdout);
+    }
+
+    [Fact]
     public void Fid_GuidedSamplesReportAgreementWithTheRequestedClass()
     {
         string json = _temp.Combine("guided.json");
