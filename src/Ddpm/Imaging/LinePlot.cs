@@ -69,16 +69,17 @@ public static class LinePlot
         foreach (var s in series)
         {
             using var paint = new SKPaint { Color = s.Color, StrokeWidth = s.Width, Style = SKPaintStyle.Stroke, IsAntialias = true };
-            using var path = new SKPath();
+            using var builder = new SKPathBuilder();
             bool started = false;
             for (int i = 0; i < s.Xs.Length; i++)
             {
                 if (!double.IsFinite(Tx(s.Xs[i])) || !double.IsFinite(Ty(s.Ys[i]))) { started = false; continue; }
                 var p = ToPixel(s.Xs[i], s.Ys[i]);
-                if (started) path.LineTo(p); else path.MoveTo(p);
+                if (started) builder.LineTo(p); else builder.MoveTo(p);
                 started = true;
                 if (s.Markers) canvas.DrawCircle(p, 3, paint);
             }
+            using var path = builder.Detach();
             canvas.DrawPath(path, paint);
         }
         canvas.Restore();

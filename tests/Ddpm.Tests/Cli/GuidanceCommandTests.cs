@@ -61,7 +61,7 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
         CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--class", "ten", "--out", _temp.Combine("c")), "'all'");
         CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Conditional, "--classifier-scale", "3", "--out", _temp.Combine("d")), "needs --classifier");
         CliAssert.UsageError(CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--classifier", Classifier(CheckpointFixture.Timesteps), "--out", _temp.Combine("e")), "image model");
-        Assert.False(Directory.EnumerateDirectories(_temp.Path).Any(d => Path.GetFileName(d).Length == 1));
+        Assert.DoesNotContain(Directory.EnumerateDirectories(_temp.Path), d => Path.GetFileName(d).Length == 1);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public class InterpolateCommandTests(CheckpointFixture fixture)
         strip.GetPixel(2 + column * CellSize + x * Scale, LabelledGrid.BandHeight() + 2 + y * Scale);
 
     /// <summary>Writes a <paramref name="width"/> × <paramref name="height"/> RGB PNG whose every pixel is <paramref name="color"/>, except a red stripe.</summary>
-    public static void WritePng(string path, int width, int height, SKColor color)
+    internal static void WritePng(string path, int width, int height, SKColor color)
     {
         using var bitmap = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
         for (int y = 0; y < height; y++)
