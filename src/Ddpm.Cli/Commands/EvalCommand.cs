@@ -327,7 +327,7 @@ public static class EvalCommand
         "eval fid v1",
         ModelDirectory.FileFingerprint(Path.Combine(model.Directory, model.Ema ? Checkpoint.EmaFile : Checkpoint.ModelFile)),
         Json.Serialize(model.Config), Json.Serialize(settings), Json.Serialize(o.Guidance),
-        o.Guidance?.Classifier is string classifier ? FeatureNetwork.Fingerprint(classifier) : "no classifier",
+        o.Guidance?.Classifier is string classifier ? ModelDirectory.Fingerprint(classifier) : "no classifier",
         FeatureNetwork.Fingerprint(o.FidNet),
         string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}, batch {o.Batch}, count {o.Count}"),
     ]);

@@ -49,6 +49,20 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
             CliAssert.Success(run);
             Assert.Contains("classifier guidance s = 2", run.Stdout);
         }
+
+        // eval fid with classifier guidance over several batches: the classifier's weights are part of the resume key.
+        string fidNet = _temp.Combine("fid-net");
+        using (var net = new Ddpm.Evaluation.FeatureNetwork(new Ddpm.Evaluation.FeatureNetConfig(1, CheckpointFixture.ImageSize, 10)))
+            net.Save(fidNet, new Ddpm.Evaluation.FeatureNetInfo(net.Config, "mnist", 0.1, 0, 0));
+        string json = _temp.Combine("cg-fid.json");
+        var fid = CliRunner.Run("eval", "fid", "--checkpoint", fixture.Unconditional, "--data-dir", fixture.DataDir, "--fid-net", fidNet,
+            "--sampler", "ddim", "--steps", "2", "--n", "4", "--batch", "2", "--classifier", classifier, "--classifier-scale", "2",
+            "--stats-cache", _temp.Combine("cache"), "--out", json);
+        CliAssert.Success(fid);
+        Assert.Contains("progress is saved after every batch", fid.Stdout);
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Contains("classifier guidance s = 2", report.RootElement.GetProperty("guidance").GetString());
+        Assert.Empty(Directory.GetFiles(_temp.Combine("cache", "progress")));
     }
 
     [Fact]
