@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using Ddpm.Runtime;
 
 namespace Ddpm.Cli;
 
@@ -110,6 +111,23 @@ public static class CliOptions
         if (member?.GetCustomAttributes(typeof(System.ComponentModel.DescriptionAttribute), false) is [System.ComponentModel.DescriptionAttribute d, ..])
             return d.Description;
         return System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+    }
+
+    /// <summary>--precision auto|fp32|bf16: how a U-Net computes (auto: bf16 where the CPU has native bfloat16).</summary>
+    public static Option<PrecisionChoice> Precision() =>
+        Choice("--precision", "Network arithmetic: bf16 (float32 weights, bfloat16 convolutions) or fp32; auto picks bf16 where the CPU has AVX-512 BF16 or AMX.", PrecisionChoice.Auto);
+
+    /// <summary>The compute settings for a choice on this CPU; bf16 on a CPU without it is a usage error.</summary>
+    public static ComputeSettings Compute(PrecisionChoice precision, bool channelsLast = false)
+    {
+        try
+        {
+            return ComputeSettings.Resolve(precision, channelsLast);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException(e.Message.Split(" (Parameter")[0]);
+        }
     }
 
     /// <summary>An optional text option.</summary>

@@ -33,20 +33,24 @@ public static class BenchCommand
         var warmup = CliOptions.Int("--warmup", "Untimed warm-up steps before each measurement (the allocator needs ~7 training steps to reach its steady state).", 8, 0, 1_000_000, helpName: "W");
         var threads = ThreadsOption();
         var matmul = CliOptions.Int("--matmul-size", "n of the n×n float32 matmul that measures the peak.", 2048, 64, 16384, helpName: "N");
+        var precision = CliOptions.Precision();
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Channels-last (NHWC) activations." };
         var command = new Command("model", "Training steps/s (forward, backward, clipping, Adam, EMA) and inference forwards/s of a preset, " +
                                            "and the float32 matmul and 3x3-convolution peaks; ends with one JSON line.")
         {
-            preset, batch, steps, warmup, threads, matmul,
+            preset, batch, steps, warmup, threads, matmul, precision, channelsLast,
         };
         command.SetAction(parse =>
         {
             string name = parse.GetValue(preset)!;
             int t = parse.GetValue(threads);
             var result = ModelBenchmark.Run(name, UNetPresets.Get(name), parse.GetValue(batch), parse.GetValue(steps), parse.GetValue(warmup),
-                t == 0 ? null : t, parse.GetValue(matmul), new LineProgress(context.Out));
+                t == 0 ? null : t, parse.GetValue(matmul), new LineProgress(context.Out), CliOptions.Compute(parse.GetValue(precision), parse.GetValue(channelsLast)));
             context.Out.WriteLine(Invariant($"training: {result.TrainImagesPerS:F1} img/s ({result.StepMs:F1} ms/step: forward {result.ForwardMs:F1}, backward {result.BackwardMs:F1}, clip {result.ClipMs:F1}, Adam {result.OptimizerMs:F1}, EMA {result.EmaMs:F1}), {result.TrainGflops:F1} GFLOP/s"));
             context.Out.WriteLine(Invariant($"inference: {result.InferImagesPerS:F1} img/s, {result.InferGflops:F1} GFLOP/s"));
-            context.Out.WriteLine(Invariant($"peak: matmul {result.PeakGflops:F1} GFLOP/s, 3x3 conv {result.ConvPeakGflops:F1} GFLOP/s; training reaches {100 * result.FractionOfPeak:F1} % and {100 * result.FractionOfConvPeak:F1} % of them"));
+            context.Out.WriteLine(Invariant($"peak: matmul {result.PeakGflops:F1} GFLOP/s, 3x3 conv {result.ConvPeakGflops:F1} GFLOP/s; training ({result.Compute}) reaches {100 * result.FractionOfPeak:F1} % and {100 * result.FractionOfConvPeak:F1} % of them"));
+            if (result.Bf16ConvPeakGflops is double bf16Conv)
+                context.Out.WriteLine(Invariant($"bf16 peak: matmul {result.Bf16PeakGflops:F1} GFLOP/s, 3x3 conv {bf16Conv:F1} GFLOP/s; training reaches {100 * result.FractionOfBf16ConvPeak:F1} % of the conv peak"));
             context.Out.WriteLine(JsonSerializer.Serialize(result, Json.Compact));
             context.Out.Flush();
             return ExitCodes.Success;

@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Ddpm.Data;
 using Ddpm.Models;
 using Ddpm.Sampling;
+using Ddpm.Runtime;
 using Ddpm.Training;
 using SkiaSharp;
 using Spectre.Console;
@@ -106,14 +107,14 @@ public static class CommandInputs
     /// Loads the network of a checkpoint directory (or of a run directory's newest checkpoint): the EMA weights unless
     /// <paramref name="rawWeights"/>. Every problem is a <see cref="CheckpointException"/> whose message names the fix.
     /// </summary>
-    public static LoadedModel LoadCheckpoint(string path, bool rawWeights)
+    public static LoadedModel LoadCheckpoint(string path, bool rawWeights, ComputeSettings? compute = null)
     {
         string dir = path;
         if (Directory.Exists(path) && !File.Exists(Path.Combine(path, Checkpoint.ConfigFile)) && Directory.Exists(Path.Combine(path, "checkpoints")))
             dir = Checkpoint.Resolve(path);
         if (rawWeights && Directory.Exists(dir) && File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)) && !File.Exists(Path.Combine(dir, Checkpoint.ModelFile)))
             throw new CheckpointException($"'{dir}' has no {Checkpoint.ModelFile} (a shipped model keeps only the EMA weights): drop --raw-weights.");
-        var (network, config) = Checkpoint.LoadNetwork(dir, useEma: !rawWeights);
+        var (network, config) = Checkpoint.LoadNetwork(dir, useEma: !rawWeights, compute);
         bool ema = !rawWeights && File.Exists(Path.Combine(dir, Checkpoint.EmaFile));
         return new LoadedModel(network, config, dir, ema);
     }

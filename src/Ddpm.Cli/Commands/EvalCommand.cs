@@ -5,6 +5,8 @@ using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Evaluation;
 using Ddpm.IO;
+using Ddpm.Models;
+using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Training;
 using TorchSharp;
@@ -19,7 +21,8 @@ public sealed record NllReport(string Checkpoint, string Dataset, string Split, 
 /// <summary>What <c>ddpm eval fid</c> measured.</summary>
 public sealed record FidReport(string Source, string Sampler, int? Steps, int? NetworkCalls, double? Eta, string? Variance, long Samples, string Reference, long ReferenceImages,
     string FeatureNetwork, double FeatureNetworkTestAccuracy, double Fid, IReadOnlyList<double> ClassFractions, double? RequestedClassAccuracy,
-    string? Guidance, double Seconds, string Note, long? ResumedAfterSamples = null);
+    string? Guidance, double Seconds, string Note, long? ResumedAfterSamples = null, string? Compute = null,
+    double? UnplacedFraction = null, double? ClassEntropyBits = null);
 
 /// <summary><c>ddpm eval nll</c> and <c>ddpm eval fid</c>: the paper's two metrics.</summary>
 public static class EvalCommand
@@ -216,7 +219,7 @@ public static class EvalCommand
     {
         var (network, info) = FeatureNetwork.Load(o.FidNet);
         using var _ = network;
-        using var model = o.Checkpoint is null ? null : CommandInputs.LoadCheckpoint(o.Checkpoint, rawWeights: false);
+        using var model = o.Checkpoint is null ? null : CommandInputs.LoadCheckpoint(o.Checkpoint, rawWeights: false, SamplerOptions.Compute(o.Sampling));
         string name = o.Dataset ?? model?.Config.Dataset
             ?? throw new CliUsageException(model is null ? "--real needs --dataset NAME." : "the checkpoint does not name its data set: pass --dataset.");
         var config = network.Config;
@@ -310,23 +313,31 @@ public static class EvalCommand
         var report = new FidReport(source, samplerName, steps, networkCalls, o.Sampling.Sampler == SamplerKind.Ddim && o.Real is null ? o.Sampling.Eta : null,
             o.Sampling.Variance is null ? null : CliOptions.Kebab(o.Sampling.Variance.Value), candidate.Count, $"{reference.Name}:{Name(o.Split)}", reference.Count,
             o.FidNet, info.TestAccuracy, value, fractions, candidate.Labelled > 0 ? (double)candidate.LabelledCorrect / candidate.Labelled : null,
-            guideDescription, watch.Elapsed.TotalSeconds + (resumed?.Seconds ?? 0), FidNote, resumed?.Samples);
+            guideDescription, watch.Elapsed.TotalSeconds + (resumed?.Seconds ?? 0), FidNote, resumed?.Samples,
+            model is null ? null : NetworkCompute(model).Describe(), (double)candidate.Unplaced / candidate.Count, ClassEntropyBits(fractions));
         context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"FID {value:0.000}: {report.Samples:N0} {(o.Real is null ? "samples" : "images")} ({samplerName}{(steps is null ? "" : $", {steps} steps")}) vs {report.ReferenceImages:N0} images of {report.Reference}; {report.Seconds:0.0} s"));
         context.Out.WriteLine($"  {FidNote}");
         context.Out.WriteLine("  classes assigned by the feature network: " + string.Join(" ", fractions.Select((f, k) => string.Create(CultureInfo.InvariantCulture, $"{k}:{f:P1}"))));
+        context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  unplaced (top-class probability < {FeatureAccumulator.PlacementThreshold}): {report.UnplacedFraction:P1}; class-histogram entropy {ClassEntropyBits(fractions):F3} bits (uniform: {Math.Log2(fractions.Length):F3})"));
         if (report.RequestedClassAccuracy is double accuracy)
             context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  the feature network agrees with the requested class for {accuracy:P1} of the samples"));
         if (o.OutputJson is not null) WriteJson(context, o.OutputJson, report);
         return report;
     }
 
+    /// <summary>The entropy of the assigned-class histogram in bits: log2(K) when every class is equally common.</summary>
+    public static double ClassEntropyBits(IReadOnlyList<double> fractions) => -fractions.Where(f => f > 0).Sum(f => f * Math.Log2(f));
+
+    private static ComputeSettings NetworkCompute(LoadedModel model) => model.Network is UNet unet ? unet.Compute : ComputeSettings.Reference;
+
     /// <summary>Everything that decides a sample run's features: the weights, the diffusion and sampler settings, guidance, seed, batching, count and feature network.</summary>
     private static string ProgressKey(FidOptions o, LoadedModel model, SamplerSettings settings) => FeatureProgress.MakeKey(
     [
         "eval fid v1",
         ModelDirectory.FileFingerprint(Path.Combine(model.Directory, model.Ema ? Checkpoint.EmaFile : Checkpoint.ModelFile)),
-        Json.Serialize(model.Config), Json.Serialize(settings), Json.Serialize(o.Guidance),
+        Json.Serialize(model.Config), Json.Serialize(settings), Json.Serialize(o.Guidance), NetworkCompute(model).Describe(),
         o.Guidance?.Classifier is string classifier ? ModelDirectory.Fingerprint(classifier) : "no classifier",
         FeatureNetwork.Fingerprint(o.FidNet),
         string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}, batch {o.Batch}, count {o.Count}"),

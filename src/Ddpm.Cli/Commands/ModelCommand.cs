@@ -29,11 +29,13 @@ public static class ModelCommand
     public static Command Create(CliContext context)
     {
         var preset = PresetOption();
-        var info = new Command("info", "Print a U-Net preset's configuration, its parameter count and its forward FLOPs per image.") { preset };
+        var shape = new NetworkShapeOptions();
+        var info = new Command("info", "Print a U-Net preset's configuration (with the shape options of 'ddpm train' applied), its parameter count and its forward FLOPs per image.") { preset };
+        foreach (var option in shape.All) info.Add(option);
         info.SetAction(parse =>
         {
             string name = parse.GetValue(preset)!;
-            var config = UNetPresets.Get(name);
+            var config = shape.Apply(UNetPresets.Get(name), parse);
             long parameters, flops;
             using (var network = new UNet(config))
             {

@@ -106,7 +106,7 @@ public static class SampleCommand
         if (File.Exists(options.OutputDirectory))
             throw new CliUsageException($"--out '{options.OutputDirectory}' is an existing file; give a directory path.");
 
-        using var model = CommandInputs.LoadCheckpoint(options.Checkpoint, options.RawWeights);
+        using var model = CommandInputs.LoadCheckpoint(options.Checkpoint, options.RawWeights, SamplerOptions.Compute(options.Sampling));
         bool image = model.Model.IsImageModel;
         var settings = SamplerOptions.Resolve(options.Sampling, model.Config.Diffusion, clip: image);
         int steps = settings.Steps;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddpm.Diffusion;
+using Ddpm.Runtime;
 using Ddpm.Sampling;
 
 namespace Ddpm.Cli.Commands;
@@ -15,6 +16,7 @@ public sealed class SamplerOptions
     public Option<double> Eta { get; }
     public Option<TimestepSpacing?> Spacing { get; }
     public Option<VarianceType?> Variance { get; }
+    public Option<PrecisionChoice> Precision { get; }
 
     public SamplerOptions(SamplerKind defaultSampler)
     {
@@ -23,6 +25,7 @@ public sealed class SamplerOptions
         Eta = CliOptions.Double("--eta", "DDIM's η: 0 is deterministic, 1 is DDPM-like (ddim only).", 0.0, 0.0, 1.0, helpName: "E");
         Spacing = OptionalChoice<TimestepSpacing>("--spacing", "Timestep selection (default: linspace for ddpm and sde, leading for ddim, log-snr for dpm++2m, karras for euler and heun).");
         Variance = VarianceOption("DDPM's reverse variance σ_t²: fixed-small (β̃_t) or fixed-large (β_t) (default: the checkpoint's; ddpm only).");
+        Precision = CliOptions.Precision();
     }
 
     /// <summary>--variance fixed-small|fixed-large, null when not given.</summary>
@@ -41,13 +44,18 @@ public sealed class SamplerOptions
             },
         };
 
-    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance };
+    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance, Precision };
 
     /// <summary>The values given on the command line.</summary>
-    public sealed record Values(SamplerKind Sampler, int? Steps, double Eta, bool EtaGiven, TimestepSpacing? Spacing, VarianceType? Variance);
+    public sealed record Values(SamplerKind Sampler, int? Steps, double Eta, bool EtaGiven, TimestepSpacing? Spacing, VarianceType? Variance,
+        PrecisionChoice Precision = PrecisionChoice.Fp32);
 
     public Values Read(ParseResult parse) =>
-        new(parse.GetValue(Sampler), parse.GetValue(Steps), parse.GetValue(Eta), parse.GetResult(Eta) is { Implicit: false }, parse.GetValue(Spacing), parse.GetValue(Variance));
+        new(parse.GetValue(Sampler), parse.GetValue(Steps), parse.GetValue(Eta), parse.GetResult(Eta) is { Implicit: false }, parse.GetValue(Spacing), parse.GetValue(Variance),
+            parse.GetValue(Precision));
+
+    /// <summary>How the network computes for these values on this CPU (a usage error for bf16 on a CPU without it).</summary>
+    public static ComputeSettings Compute(Values v) => CliOptions.Compute(v.Precision);
 
     /// <summary>Checks the combination against the checkpoint's T and diffusion; every problem is a one-line usage error.</summary>
     public static SamplerSettings Resolve(Values v, DiffusionConfig diffusion, bool clip)

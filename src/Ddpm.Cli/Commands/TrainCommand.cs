@@ -35,7 +35,8 @@ public static class TrainCommand
         if (!model.IsImageModel) throw new CliUsageException($"--preset {ToyPreset} is for 2-D toy data (toy:moons, toy:swissroll, toy:8gaussians, toy:checkerboard); pick an image preset for '{name}'.");
         var dataset = DatasetLoader.Load(name, dataDir, "train", model.UNet!.ImageSize);
         if (dataset.Channels != model.UNet.InChannels || dataset.ImageSize != model.UNet.ImageSize)
-            throw new CliUsageException($"'{name}' has {dataset.Channels}×{dataset.Height}×{dataset.Width} images but the model expects {model.UNet.InChannels}×{model.UNet.ImageSize}×{model.UNet.ImageSize}: choose a preset made for this data set.");
+            throw new CliUsageException($"'{name}' has {dataset.Channels}×{dataset.Height}×{dataset.Width} images but the model expects {model.UNet.InChannels}×{model.UNet.ImageSize}×{model.UNet.ImageSize}: " +
+                (dataset.Channels != model.UNet.InChannels ? $"pass --in-channels {dataset.Channels}{(dataset.Channels == 3 ? " (or --preset rgb32)" : "")}." : $"pass --image-size {dataset.ImageSize}."));
         return new TrainingData(dataset.Images, dataset.Labels, dataset.Name, dataset.NumClasses);
     }
 
@@ -71,11 +72,23 @@ public static class TrainCommand
 
         var initFrom = CliOptions.Text("--init-from", "Fine-tune: start from the EMA weights of a trained model or checkpoint of the same network (a --class-conditional run may start from an unconditional model; its no-class embedding row starts at zero, the class rows random).", "PATH");
 
+        var weighting = CliOptions.Choice("--loss-weighting", "Weighting of the MSE over t: uniform (L_simple) or min-snr (Hang et al. 2023: min(SNR, γ)·‖x0 − x̂0‖², for any --prediction).", LossWeighting.Uniform);
+        var gamma = CliOptions.Double("--min-snr-gamma", "γ of --loss-weighting min-snr.", 5.0, 0, 1e6, minExclusive: true, helpName: "G");
+        var emaProfile = CliOptions.Choice("--ema-profile", "EMA decay over the run: constant (--ema, --ema-warmup) or power (EDM2: weights step i by i^γ, width --ema-std of the run so far).", EmaProfile.Constant);
+        var emaStd = CliOptions.Double("--ema-std", "Relative width σ_rel of the power EMA (EDM2 uses 0.05-0.10).", 0.05, 0, PowerEma.MaxStd, minExclusive: true, maxExclusive: true, helpName: "S");
+        var lrDecay = CliOptions.Choice("--lr-decay", "Learning-rate decay to zero at the end of the run.", LearningRateDecay.None);
+        var lrDecaySteps = CliOptions.Long("--lr-decay-steps", "Length of the decay: the last N steps (0: every step after the warm-up).", 0, 0, helpName: "N");
+        var shape = new NetworkShapeOptions();
+        var precision = CliOptions.Precision();
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Lay a U-Net's activations out channels-last (NHWC) for oneDNN (measured in docs/performance.md; off by default)." };
+
         var command = new Command("train", "Train a diffusion model (the paper's recipe by default: Adam 2e-4, 5000 warm-up steps, clipping at 1, EMA 0.9999).")
         {
             dataset, dataDir, preset, steps, output, resume, batch, lr, warmup, clip, ema, emaWarmup, loss, prediction, variance,
             schedule, timesteps, sampling, flip, seed, logEvery, sampleEvery, checkpointEvery, keep, conditional, classDropout, initFrom,
+            precision, channelsLast, weighting, gamma, emaProfile, emaStd, lrDecay, lrDecaySteps,
         };
+        foreach (var option in shape.All) command.Add(option);
         command.SetAction(parse =>
         {
             string? resumePath = parse.GetValue(resume);
@@ -86,6 +99,10 @@ public static class TrainCommand
             {
                 if (parse.GetValue(initFrom) is not null)
                     throw new CliUsageException("--init-from starts a new run; --resume continues one with its own weights: pass one of them.");
+                if (parse.GetResult(precision) is { Implicit: false } || parse.GetValue(channelsLast))
+                    throw new CliUsageException("--precision and --channels-last are fixed when a run starts (a resumed run computes exactly as before): drop them with --resume.");
+                if (shape.AnyGiven(parse))
+                    throw new CliUsageException("the network shape is the run's: drop --image-size, --channels and the other shape options with --resume.");
                 string checkpointDir = Checkpoint.Resolve(resumePath);
                 var saved = Checkpoint.ReadConfig(checkpointDir);
                 string name = parse.GetValue(dataset) ?? saved.Dataset ?? throw new CliUsageException("the checkpoint does not name its data set: pass --dataset.");
@@ -98,13 +115,41 @@ public static class TrainCommand
                 if (outDir is null) throw new CliUsageException("--out DIR is required (or --resume PATH to continue a run).");
                 string name = parse.GetValue(dataset) ?? throw new CliUsageException("--dataset is required, e.g. --dataset fashion-mnist.");
                 var model = Preset(parse.GetValue(preset) ?? (ToyDatasets.IsToy(name) ? ToyPreset : "fashion-mnist"));
+                if (shape.AnyGiven(parse))
+                {
+                    if (!model.IsImageModel) throw new CliUsageException($"the network shape options apply to U-Net presets, not to {ToyPreset}.");
+                    model = model with { UNet = shape.Apply(model.UNet!, parse) };
+                }
+                if (parse.GetResult(gamma) is { Implicit: false } && parse.GetValue(weighting) != LossWeighting.MinSnr)
+                    throw new CliUsageException("--min-snr-gamma applies with --loss-weighting min-snr only.");
+                if (parse.GetResult(emaStd) is { Implicit: false } && parse.GetValue(emaProfile) != EmaProfile.Power)
+                    throw new CliUsageException("--ema-std applies with --ema-profile power only.");
+                if (parse.GetValue(emaProfile) == EmaProfile.Power && (parse.GetResult(ema) is { Implicit: false } || parse.GetValue(emaWarmup)))
+                    throw new CliUsageException("--ema and --ema-warmup set the constant EMA; the power EMA's width is --ema-std.");
                 var diffusion = new DiffusionConfig(
                     new ScheduleConfig(parse.GetValue(schedule), parse.GetValue(timesteps)),
-                    parse.GetValue(prediction), parse.GetValue(variance), parse.GetValue(loss));
+                    parse.GetValue(prediction), parse.GetValue(variance), parse.GetValue(loss),
+                    Weighting: parse.GetValue(weighting), MinSnrGamma: parse.GetValue(gamma));
                 var training = new TrainingConfig(parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(warmup),
                     parse.GetValue(clip), parse.GetValue(ema), parse.GetValue(emaWarmup), parse.GetValue(sampling), parse.GetValue(flip),
                     parse.GetValue(conditional) ? parse.GetValue(classDropout) : 0.0, parse.GetValue(seed), parse.GetValue(logEvery), parse.GetValue(sampleEvery), parse.GetValue(checkpointEvery), parse.GetValue(keep),
                     parse.GetValue(initFrom));
+                var compute = CliOptions.Compute(parse.GetValue(precision), parse.GetValue(channelsLast));
+                training = training with
+                {
+                    Precision = compute.Precision, ChannelsLast = compute.ChannelsLast,
+                    EmaProfile = parse.GetValue(emaProfile), EmaStd = parse.GetValue(emaStd),
+                    LrDecay = parse.GetValue(lrDecay), LrDecaySteps = parse.GetValue(lrDecaySteps),
+                };
+                try
+                {
+                    training.Validate();
+                    diffusion.Validate();
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliUsageException(e.Message.Split(" (Parameter")[0]);
+                }
                 if (Checkpoint.List(outDir).Length > 0)
                     throw new CliUsageException($"'{outDir}' already holds a training run: continue it with --resume {outDir}, or choose another --out.");
                 data = LoadData(name, parse.GetValue(dataDir), model, training.Seed);
@@ -131,7 +176,8 @@ public static class TrainCommand
         var t = trainer.Config.Training!;
         var network = (IDenoisingNetwork)trainer.Network;
         context.Console.MarkupLine($"training [bold]{Markup.Escape(trainer.Config.Dataset ?? "?")}[/] for {t.Steps:N0} steps (from step {trainer.Step:N0}), batch {t.BatchSize}, " +
-                                   $"{trainer.Network.parameters().Sum(p => p.numel()):N0} parameters, {network.ForwardFlops / 1e9:F2} GFLOP per forward; run directory {Markup.Escape(trainer.RunDirectory)}");
+                                   $"{trainer.Network.parameters().Sum(p => p.numel()):N0} parameters, {network.ForwardFlops / 1e9:F2} GFLOP per forward, " +
+                                   $"{(trainer.Config.Model.IsImageModel ? t.Compute.Describe() : "fp32")}; run directory {Markup.Escape(trainer.RunDirectory)}");
         using var cancellation = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancellation.Cancel(); };
         Console.CancelKeyPress += onCancel;

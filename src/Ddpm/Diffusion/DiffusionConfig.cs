@@ -38,13 +38,30 @@ public enum LossType
     Hybrid,
 }
 
+/// <summary>How the mean-squared-error term is weighted across timesteps.</summary>
+public enum LossWeighting
+{
+    /// <summary>Every timestep's MSE on the prediction target counts alike (Ho et al. 2020, Eq. 14).</summary>
+    Uniform,
+
+    /// <summary>
+    /// Min-SNR-γ (Hang et al. 2023, Eq. 10): the loss is min(SNR_t, γ)·‖x_0 − x̂_0‖², SNR_t = ᾱ_t/(1 − ᾱ_t), which caps the
+    /// weight of the nearly clean timesteps. On the target's MSE this is a factor min(SNR_t, γ)/SNR_t for ε-prediction,
+    /// min(SNR_t, γ) for x_0 and min(SNR_t, γ)/(SNR_t + 1) for v (<see cref="GaussianDiffusion.MseWeights"/>).
+    /// </summary>
+    MinSnr,
+}
+
 /// <summary>Everything that defines a Gaussian diffusion apart from the network.</summary>
+/// <param name="Weighting">How the MSE term is weighted over t (with <see cref="MinSnrGamma"/> for <see cref="LossWeighting.MinSnr"/>).</param>
 public sealed record DiffusionConfig(
     ScheduleConfig Schedule,
     PredictionType Prediction = PredictionType.Epsilon,
     VarianceType Variance = VarianceType.FixedSmall,
     LossType Loss = LossType.Simple,
-    double HybridVbWeight = 0.001)
+    double HybridVbWeight = 0.001,
+    LossWeighting Weighting = LossWeighting.Uniform,
+    double MinSnrGamma = 5.0)
 {
     public DiffusionConfig() : this(new ScheduleConfig()) { }
 
@@ -57,6 +74,10 @@ public sealed record DiffusionConfig(
             throw new ArgumentException($"Variance {Variance} is learned only through the bound: use loss Hybrid or Kl, or a fixed variance (FixedSmall, FixedLarge).", nameof(Variance));
         if (Loss == LossType.Hybrid && !LearnsVariance)
             throw new ArgumentException($"Loss Hybrid trains the variance through the bound with the mean's gradient stopped; with variance {Variance} that term has no gradient. Use Learned or LearnedRange, or loss Simple.", nameof(Loss));
+        if (!(MinSnrGamma > 0) || double.IsInfinity(MinSnrGamma))
+            throw new ArgumentException($"the min-SNR γ must be a finite number > 0 (Hang et al. use 5); got {MinSnrGamma}.", nameof(MinSnrGamma));
+        if (Weighting == LossWeighting.MinSnr && Loss == LossType.Kl)
+            throw new ArgumentException("min-SNR weighting weights the MSE term, and loss Kl has none: use loss Simple or Hybrid, or uniform weighting.", nameof(Weighting));
         if (!(HybridVbWeight >= 0) || double.IsInfinity(HybridVbWeight))
             throw new ArgumentException($"HybridVbWeight must be a finite number >= 0; got {HybridVbWeight}.", nameof(HybridVbWeight));
     }

@@ -44,7 +44,7 @@ public sealed class GaussianDiffusion : IDisposable
 
     private readonly Tensor _betas, _logBetas, _sqrtAlphas, _sqrtAlphasCumprod, _sqrtOneMinusAlphasCumprod,
         _logOneMinusAlphasCumprod, _sqrtRecipAlphasCumprod, _sqrtRecipM1AlphasCumprod, _posteriorVariance,
-        _posteriorLogVarianceClipped, _posteriorMeanCoefX0, _posteriorMeanCoefXt, _fixedLargeVariance, _fixedLargeLogVariance;
+        _posteriorLogVarianceClipped, _posteriorMeanCoefX0, _posteriorMeanCoefXt, _fixedLargeVariance, _fixedLargeLogVariance, _mseWeights;
 
     public GaussianDiffusion(DiffusionConfig config) : this(config, config.Schedule.Build()) { }
 
@@ -74,6 +74,39 @@ public sealed class GaussianDiffusion : IDisposable
         if (s.Timesteps > 1) large[0] = s.PosteriorVariance[1];
         _fixedLargeVariance = Constant(large);
         _fixedLargeLogVariance = Constant(large.Select(v => Math.Log(v)).ToArray());
+        MseWeights = MseWeightsFor(config, s);
+        _mseWeights = Constant(MseWeights);
+    }
+
+    /// <summary>The weight of the MSE term at each t (index t is the paper's t + 1), in float64; all ones for uniform weighting.</summary>
+    public double[] MseWeights { get; }
+
+    /// <summary>
+    /// Min-SNR-γ as a factor on the target's MSE. With SNR = ᾱ/(1 − ᾱ): ‖ε − ε̂‖² = SNR·‖x_0 − x̂_0‖² and
+    /// ‖v − v̂‖² = (SNR + 1)·‖x_0 − x̂_0‖², so min(SNR, γ)·‖x_0 − x̂_0‖² is the factor min(SNR, γ)/SNR on ε's MSE,
+    /// min(SNR, γ) on x_0's and min(SNR, γ)/(SNR + 1) on v's (Hang et al. 2023, §3.4).
+    /// </summary>
+    private static double[] MseWeightsFor(DiffusionConfig config, NoiseSchedule schedule)
+    {
+        var weights = new double[schedule.Timesteps];
+        for (int t = 0; t < weights.Length; t++)
+        {
+            if (config.Weighting == LossWeighting.Uniform)
+            {
+                weights[t] = 1.0;
+                continue;
+            }
+            double alphaBar = schedule.AlphasCumprod[t];
+            double snr = alphaBar / (1 - alphaBar);
+            double capped = Math.Min(snr, config.MinSnrGamma);
+            weights[t] = config.Prediction switch
+            {
+                PredictionType.Epsilon => capped / snr,
+                PredictionType.X0 => capped,
+                _ => capped / (snr + 1),
+            };
+        }
+        return weights;
     }
 
     private static Tensor Constant(double[] values) =>
@@ -289,16 +322,18 @@ public sealed class GaussianDiffusion : IDisposable
         {
             var (prediction, varianceOutput) = SplitOutput(output, xt);
             var mse = GaussianMath.MeanFlat((Target(x0, t, noise) - prediction).square());
+            // The reported Mse stays unweighted, so logs compare across weightings; the loss carries the weight.
+            var weighted = Config.Weighting == LossWeighting.Uniform ? mse : mse * _mseWeights.to(mse.device).index_select(0, t).to_type(mse.dtype);
             if (Loss == LossType.Hybrid)
             {
                 // Nichol & Dhariwal 2021 §3.1: the bound only trains Σ_θ; μ_θ learns from L_simple alone.
                 var frozen = cat(new[] { prediction.detach(), varianceOutput! }, 1);
                 var vb = VbTermsBpd(frozen, x0, xt, t, clipDenoised: false);
-                terms = new LossTerms(mse + Config.HybridVbWeight * Timesteps * vb, mse, vb);
+                terms = new LossTerms(weighted + Config.HybridVbWeight * Timesteps * vb, mse, vb);
             }
             else
             {
-                terms = new LossTerms(mse, mse, null);
+                terms = new LossTerms(weighted, mse, null);
             }
         }
         // Loss may be the same tensor as Mse or Vb: move each distinct tensor out once, or a second move would push it
@@ -397,7 +432,7 @@ public sealed class GaussianDiffusion : IDisposable
     {
         foreach (var t in new[] { _betas, _logBetas, _sqrtAlphas, _sqrtAlphasCumprod, _sqrtOneMinusAlphasCumprod,
                      _logOneMinusAlphasCumprod, _sqrtRecipAlphasCumprod, _sqrtRecipM1AlphasCumprod, _posteriorVariance,
-                     _posteriorLogVarianceClipped, _posteriorMeanCoefX0, _posteriorMeanCoefXt, _fixedLargeVariance, _fixedLargeLogVariance })
+                     _posteriorLogVarianceClipped, _posteriorMeanCoefX0, _posteriorMeanCoefXt, _fixedLargeVariance, _fixedLargeLogVariance, _mseWeights })
             t.Dispose();
     }
 }

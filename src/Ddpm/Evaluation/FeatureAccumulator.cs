@@ -28,6 +28,15 @@ public sealed class FeatureAccumulator : IDisposable
     /// <summary>How many images the network assigned to each class.</summary>
     public IReadOnlyList<long> ClassCounts => _classCounts;
 
+    /// <summary>A sample is "unplaced" when the network's top class has a softmax probability below this.</summary>
+    public const double PlacementThreshold = 0.5;
+
+    /// <summary>
+    /// Images the network cannot place: top-class probability below <see cref="PlacementThreshold"/>. Speckled textures
+    /// and shapeless blobs land here; real test images rarely do (docs/results.md gives the test split's own fraction).
+    /// </summary>
+    public long Unplaced { get; private set; }
+
     /// <summary>Images added with requested labels, and how many of them the network assigned to the requested class.</summary>
     public long Labelled { get; private set; }
     public long LabelledCorrect { get; private set; }
@@ -43,6 +52,7 @@ public sealed class FeatureAccumulator : IDisposable
         var (features, logits) = _network.FeaturesAndLogits(Quantise(images));
         _statistics.Add(features);
         var predicted = logits.argmax(1);
+        Unplaced += logits.softmax(1).amax(new long[] { 1 }).lt(PlacementThreshold).sum().item<long>();
         var counts = predicted.bincount(null, _classCounts.Length).cpu().data<long>().ToArray();
         for (int k = 0; k < _classCounts.Length; k++) _classCounts[k] += counts[k];
         if (requested is not null)
@@ -55,13 +65,13 @@ public sealed class FeatureAccumulator : IDisposable
     public GaussianStatistics Statistics() => _statistics.Result();
 
     /// <summary>Everything this accumulator has gathered, so that a stopped run can be resumed (<see cref="FeatureProgress"/>).</summary>
-    internal sealed record State(Tensor Sum, Tensor Outer, long Count, long[] ClassCounts, long Labelled, long LabelledCorrect);
+    internal sealed record State(Tensor Sum, Tensor Outer, long Count, long[] ClassCounts, long Labelled, long LabelledCorrect, long Unplaced);
 
     /// <summary>The current state; its tensors are this accumulator's own (read them, do not dispose them).</summary>
     internal State Export()
     {
         var (sum, outer) = _statistics.Sums;
-        return new State(sum, outer, _statistics.Count, _classCounts.ToArray(), Labelled, LabelledCorrect);
+        return new State(sum, outer, _statistics.Count, _classCounts.ToArray(), Labelled, LabelledCorrect, Unplaced);
     }
 
     /// <summary>Replaces the state by a saved one; false (and nothing changed) when it does not fit this feature network.</summary>
@@ -71,6 +81,7 @@ public sealed class FeatureAccumulator : IDisposable
         state.ClassCounts.CopyTo(_classCounts, 0);
         Labelled = state.Labelled;
         LabelledCorrect = state.LabelledCorrect;
+        Unplaced = state.Unplaced;
         return true;
     }
 

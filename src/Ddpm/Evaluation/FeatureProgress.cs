@@ -88,7 +88,8 @@ public sealed class FeatureProgress
             if (done < 1 || done >= batches) return null;
             var state = new FeatureAccumulator.State(tensors["sum"], tensors["outer"], long.Parse(metadata["count"], CultureInfo.InvariantCulture),
                 tensors["class_counts"].data<long>().ToArray(),
-                long.Parse(metadata["labelled"], CultureInfo.InvariantCulture), long.Parse(metadata["labelled_correct"], CultureInfo.InvariantCulture));
+                long.Parse(metadata["labelled"], CultureInfo.InvariantCulture), long.Parse(metadata["labelled_correct"], CultureInfo.InvariantCulture),
+                long.Parse(metadata["unplaced"], CultureInfo.InvariantCulture));
             if (!accumulator.TryRestore(state)) return null;
             generator.set_state(tensors["generator_state"]);
             return new ResumePoint(done, state.Count, double.Parse(metadata["seconds"], CultureInfo.InvariantCulture));
@@ -117,6 +118,7 @@ public sealed class FeatureProgress
             ["count"] = state.Count.ToString(CultureInfo.InvariantCulture),
             ["labelled"] = state.Labelled.ToString(CultureInfo.InvariantCulture),
             ["labelled_correct"] = state.LabelledCorrect.ToString(CultureInfo.InvariantCulture),
+            ["unplaced"] = state.Unplaced.ToString(CultureInfo.InvariantCulture),
             ["seconds"] = seconds.ToString("R", CultureInfo.InvariantCulture),
         };
         SafeTensors.Save(Path, new Dictionary<string, Tensor>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Ddpm.Diffusion;
 using Ddpm.Models;
+using Ddpm.Runtime;
 using Ddpm.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,7 +37,11 @@ public sealed record ModelBenchmarkResult(
     double BackwardMs,
     double ClipMs,
     double OptimizerMs,
-    double EmaMs);
+    double EmaMs,
+    string Compute = "fp32, NCHW",
+    double? Bf16PeakGflops = null,
+    double? Bf16ConvPeakGflops = null,
+    double? FractionOfBf16ConvPeak = null);
 
 /// <summary>What <see cref="ModelBenchmark.MemoryCheck"/> measured: resident memory after a baseline and after all steps.</summary>
 public sealed record MemoryCheckResult(
@@ -67,15 +72,15 @@ public static class ModelBenchmark
     /// The best float32 rate of an n×n by n×n matrix product (2n³ FLOPs) over <paramref name="repeats"/> runs after
     /// one warm-up, in GFLOP/s, with the current thread count.
     /// </summary>
-    public static double MatmulGflops(int n = 2048, int repeats = 5)
+    public static double MatmulGflops(int n = 2048, int repeats = 5, ScalarType dtype = ScalarType.Float32)
     {
         if (n < 1) throw new ArgumentException($"matrix size must be >= 1; got {n}.", nameof(n));
         if (repeats < 1) throw new ArgumentException($"repeats must be >= 1; got {repeats}.", nameof(repeats));
         using var scope = NewDisposeScope();
         var generator = new Generator(0);
-        var a = randn(new long[] { n, n }, generator: generator);
-        var b = randn(new long[] { n, n }, generator: generator);
-        var c = zeros(new long[] { n, n });
+        var a = randn(new long[] { n, n }, generator: generator).to_type(dtype);
+        var b = randn(new long[] { n, n }, generator: generator).to_type(dtype);
+        var c = zeros(new long[] { n, n }, dtype: dtype);
         using (no_grad())
         {
             // c = a·b in place (beta 0): the product is written into a buffer whose pages are already mapped, so the
@@ -98,14 +103,14 @@ public static class ModelBenchmark
     /// processors runs AVX2 code, while oneDNN's convolutions use AVX-512: on such machines this rate is the higher,
     /// truer peak.
     /// </summary>
-    public static double ConvGflops(int repeats = 5)
+    public static double ConvGflops(int repeats = 5, ScalarType dtype = ScalarType.Float32)
     {
         if (repeats < 1) throw new ArgumentException($"repeats must be >= 1; got {repeats}.", nameof(repeats));
         const int batch = 32, channels = 256, size = 16;
         using var scope = NewDisposeScope();
         var generator = new Generator(0);
-        var x = randn(new long[] { batch, channels, size, size }, generator: generator);
-        var w = randn(new long[] { channels, channels, 3, 3 }, generator: generator).mul_(0.02);
+        var x = randn(new long[] { batch, channels, size, size }, generator: generator).to_type(dtype);
+        var w = randn(new long[] { channels, channels, 3, 3 }, generator: generator).mul_(0.02).to_type(dtype);
         var padding = new long[] { 1, 1 };
         using (no_grad())
         {
@@ -128,8 +133,9 @@ public static class ModelBenchmark
     /// thread count for the run; the previous count is restored afterwards.
     /// </summary>
     public static ModelBenchmarkResult Run(string preset, UNetConfig config, int batch, int steps, int warmup,
-        int? threads = null, int matmulSize = 2048, IProgress<string>? progress = null)
+        int? threads = null, int matmulSize = 2048, IProgress<string>? progress = null, ComputeSettings? compute = null)
     {
+        compute ??= ComputeSettings.Reference;
         ArgumentNullException.ThrowIfNull(config);
         if (batch < 1) throw new ArgumentException($"batch must be >= 1; got {batch}.", nameof(batch));
         if (steps < 1) throw new ArgumentException($"steps must be >= 1; got {steps}.", nameof(steps));
@@ -138,8 +144,8 @@ public static class ModelBenchmark
 
         return WithThreads(threads, () =>
         {
-            using var step = new TrainingStep(config, batch);
-            progress?.Report(FormattableString.Invariant($"{preset}: {step.Parameters} parameters, {step.ForwardFlops / 1e9:F3} GFLOP per forward; {warmup} warm-up + {steps} timed training steps at batch {batch}, {get_num_threads()} threads"));
+            using var step = new TrainingStep(config, batch, compute);
+            progress?.Report(FormattableString.Invariant($"{preset}: {step.Parameters} parameters, {step.ForwardFlops / 1e9:F3} GFLOP per forward; {warmup} warm-up + {steps} timed training steps at batch {batch}, {get_num_threads()} threads, {compute.Describe()}"));
             for (int i = 0; i < warmup; i++) step.Run(null);
             var phases = new PhaseTimes();
             var clock = Stopwatch.StartNew();
@@ -156,6 +162,13 @@ public static class ModelBenchmark
             double peak = MatmulGflops(matmulSize);
             progress?.Report("float32 3x3 convolution 256->256 channels, 16x16, batch 32");
             double convPeak = ConvGflops();
+            double? bf16Peak = null, bf16ConvPeak = null;
+            if (CpuFeatures.HasBFloat16)
+            {
+                progress?.Report("bfloat16 matmul and 3x3 convolution (the CPU has native bfloat16)");
+                bf16Peak = MatmulGflops(matmulSize, dtype: ScalarType.BFloat16);
+                bf16ConvPeak = ConvGflops(dtype: ScalarType.BFloat16);
+            }
 
             double trainImages = (double)steps * batch / trainSeconds;
             double inferImages = (double)steps * batch / inferSeconds;
@@ -164,7 +177,7 @@ public static class ModelBenchmark
             return new ModelBenchmarkResult(preset, batch, get_num_threads(), step.Parameters, step.ForwardFlops, steps, warmup,
                 steps / trainSeconds, trainImages, inferImages, trainGflops, inferGflops, matmulSize, peak, trainGflops / peak, convPeak, trainGflops / convPeak,
                 1000 * trainSeconds / steps, phases.Forward / steps, phases.Backward / steps, phases.Clip / steps,
-                phases.Optimizer / steps, phases.Ema / steps);
+                phases.Optimizer / steps, phases.Ema / steps, compute.Describe(), bf16Peak, bf16ConvPeak, trainGflops / bf16ConvPeak);
         });
     }
 
@@ -280,10 +293,10 @@ public static class ModelBenchmark
         private readonly Tensor _x0;
         private readonly int _batch;
 
-        public TrainingStep(UNetConfig config, int batch)
+        public TrainingStep(UNetConfig config, int batch, ComputeSettings compute)
         {
             _batch = batch;
-            _network = new UNet(config);
+            _network = new UNet(config) { Compute = compute };
             _diffusion = new GaussianDiffusion(new DiffusionConfig());
             var named = _network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
             _parameterObjects = _network.parameters().ToArray();

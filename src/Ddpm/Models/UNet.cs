@@ -32,7 +32,7 @@ public abstract class TimestepBlock : nn.Module<Tensor, Tensor, Tensor>
 public sealed class ResBlock : TimestepBlock
 {
     private readonly nn.Module<Tensor, Tensor> norm1, conv1, norm2, conv2;
-    private readonly Linear emb_proj;
+    private readonly nn.Module<Tensor, Tensor> emb_proj;
     private readonly nn.Module<Tensor, Tensor>? skip;
     private readonly double _dropout;
     private readonly long _flops;
@@ -41,7 +41,7 @@ public sealed class ResBlock : TimestepBlock
     {
         norm1 = Layers.GroupNorm(groups, inChannels);
         conv1 = Layers.Conv2d(inChannels, outChannels, 3, padding: 1);
-        emb_proj = nn.Linear(embChannels, outChannels);
+        emb_proj = Layers.Linear(embChannels, outChannels);
         norm2 = Layers.GroupNorm(groups, outChannels);
         conv2 = Layers.Conv2d(outChannels, outChannels, 3, padding: 1);
         ZeroParameters(conv2);
@@ -116,7 +116,7 @@ public sealed class Downsample : TimestepBlock
     public override Tensor forward(Tensor x, Tensor emb) => conv.forward(x);
 }
 
-/// <summary>Nearest-neighbour ×2 then a 3×3 convolution (no transposed convolution: PLATFORM.md §3).</summary>
+/// <summary>Nearest-neighbour ×2 then a 3×3 convolution (no transposed convolution: it runs the backward-data kernels that oneDNN gets wrong, see Runtime/Layers).</summary>
 public sealed class Upsample : TimestepBlock
 {
     private readonly nn.Module<Tensor, Tensor> conv;
@@ -196,13 +196,19 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
 
     public UNetConfig Config { get; }
 
+    /// <summary>
+    /// How the forward pass runs (precision, layout); float32 NCHW unless set. Inputs and outputs are float32 NCHW
+    /// either way; with bfloat16 the time embedding is computed in float32 and cast, and the output is cast back.
+    /// </summary>
+    public ComputeSettings Compute { get; set; } = ComputeSettings.Reference;
+
     public UNet(UNetConfig config) : base(nameof(UNet))
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
         long ch = config.BaseChannels, emb = config.TimeEmbeddingChannels, groups = config.Groups;
-        time_embed = nn.Sequential(("0", nn.Linear(ch, emb)), ("1", nn.SiLU()), ("2", nn.Linear(emb, emb)));
+        time_embed = nn.Sequential(("0", Layers.Linear(ch, emb)), ("1", nn.SiLU()), ("2", Layers.Linear(emb, emb)));
         long flops = 2 * ch * emb + 2 * emb * emb;
         if (config.NumClasses > 0) class_embed = nn.Embedding(config.NumClasses + 1, emb);
 
@@ -290,8 +296,14 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
         {
             throw new ArgumentException("This U-Net has no class embedding (NumClasses = 0); pass no class labels or build it with NumClasses > 0.", nameof(classLabels));
         }
-        var skips = new List<Tensor>();
         var h = x;
+        if (Compute.Precision == Precision.Bf16)
+        {
+            h = h.to_type(ScalarType.BFloat16);
+            emb = emb.to_type(ScalarType.BFloat16);
+        }
+        if (Compute.ChannelsLast) h = Layers.ToChannelsLast(h);
+        var skips = new List<Tensor>();
         foreach (var block in input_blocks)
         {
             h = block.forward(h, emb);
@@ -305,7 +317,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
             h = block.forward(cat(new[] { h, skip }, 1), emb);
         }
         var result = out_conv.forward(nn.functional.silu(out_norm.forward(h)));
-        return result.MoveToOuterDisposeScope();
+        if (result.dtype != x.dtype) result = result.to_type(x.dtype);
+        return result.contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>This network as a <see cref="Denoiser"/>, optionally for fixed class labels.</summary>

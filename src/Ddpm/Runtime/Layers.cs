@@ -8,9 +8,11 @@ using static TorchSharp.torch.nn;
 namespace Ddpm.Runtime;
 
 /// <summary>
-/// The one factory every model in the project uses for convolutions and group norms. Both work around defects of
-/// TorchSharp 0.107.0 / libtorch 2.10 on this platform (see docs: shared/PLATFORM.md §3 and §4), so a model must never
-/// call <c>torch.nn.Conv2d</c> or <c>torch.nn.GroupNorm</c> directly.
+/// The one factory every model in the project uses for convolutions, group norms and linear layers. The first two work
+/// around defects of TorchSharp 0.107.0 / libtorch 2.10 on this platform (the README's platform notes), so a model must
+/// never call <c>torch.nn.Conv2d</c> or <c>torch.nn.GroupNorm</c> directly. All three run in the dtype of their input
+/// with float32 parameters (cast on the way in, so autograd returns float32 gradients): a network computes in bfloat16
+/// by casting its input, as PyTorch's autocast does, while the optimizer and the EMA see only float32.
 /// </summary>
 public static class Layers
 {
@@ -24,30 +26,44 @@ public static class Layers
 
     /// <summary>
     /// <c>torch.nn.GroupNorm(groups, channels, eps)</c> with its affine weight set to 1 and bias to 0, as in PyTorch.
-    /// TorchSharp 0.107.0 allocates them with <c>empty</c> and never initialises them (PLATFORM.md §4).
+    /// TorchSharp 0.107.0's own GroupNorm allocates them with <c>empty</c> and never initialises them (see the README's
+    /// platform notes), so models use this one; it also runs in the dtype of its input (<see cref="SafeGroupNorm"/>).
     /// </summary>
     public static Module<Tensor, Tensor> GroupNorm(long groups, long channels, double eps = 1e-5)
-    {
-        if (groups < 1)
-            throw new ArgumentException($"groups must be at least 1; got {groups}.", nameof(groups));
-        if (channels < 1)
-            throw new ArgumentException($"channels must be at least 1; got {channels}.", nameof(channels));
-        if (channels % groups != 0)
-            throw new ArgumentException(
-                $"channels ({channels}) must be divisible by groups ({groups}): change groups to a divisor of {channels}, " +
-                $"or channels to a multiple of {groups}.", nameof(channels));
-        if (!(eps > 0) || double.IsInfinity(eps))
-            throw new ArgumentException($"eps must be a finite number > 0; got {eps}.", nameof(eps));
+        => new SafeGroupNorm(groups, channels, eps);
 
-        var norm = nn.GroupNorm(groups, channels, eps);
-        using (no_grad())
-        {
-            // In-place ops return the same tensor object: nothing here may be disposed (it is the live parameter).
-            norm.weight!.fill_(1.0);
-            norm.bias!.zero_();
-        }
-        return norm;
+    /// <summary>
+    /// <c>torch.nn.Linear(inFeatures, outFeatures, bias)</c> with PyTorch's state-dict keys and initialisation that runs in
+    /// the dtype of its input, so a network computing in bfloat16 keeps float32 parameters (<see cref="CastingLinear"/>).
+    /// </summary>
+    public static Module<Tensor, Tensor> Linear(long inFeatures, long outFeatures, bool bias = true)
+        => new CastingLinear(inFeatures, outFeatures, bias);
+
+    /// <summary>
+    /// The same values in the channels-last layout (NHWC strides behind an NCHW shape), which oneDNN's convolutions
+    /// take without reordering. There is no <c>memory_format</c> argument in TorchSharp 0.107.0, so the layout is made by
+    /// a permuted copy; pointwise ops, group norms, concatenation along channels and nearest upsampling keep it.
+    /// </summary>
+    public static Tensor ToChannelsLast(Tensor images)
+    {
+        if (images.dim() != 4)
+            throw new ArgumentException($"channels-last needs a 4-D [B, C, H, W] tensor; got {images.dim()} dimensions.", nameof(images));
+        using var scope = NewDisposeScope();
+        return images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
+
+    /// <summary>True when a 4-D tensor is laid out channels-last (channel stride 1; the spatial strides a multiple of C).</summary>
+    public static bool IsChannelsLast(Tensor images)
+    {
+        if (images.dim() != 4) return false;
+        var strides = images.stride();
+        long c = images.shape[1], w = images.shape[3];
+        return strides[1] == 1 && strides[3] == c && strides[2] == c * w;
+    }
+
+    /// <summary><paramref name="parameter"/> in <paramref name="dtype"/>: itself when it already is, else a cast that autograd differentiates (the gradient reaches the float32 parameter).</summary>
+    internal static Tensor InDtype(Tensor parameter, ScalarType dtype) =>
+        parameter.dtype == dtype ? parameter : parameter.to_type(dtype);
 }
 
 /// <summary>
@@ -55,9 +71,9 @@ public static class Layers
 /// <c>weight</c> [out, in, k, k] and <c>bias</c> [out], exactly as PyTorch's <c>nn.Conv2d</c> names and initialises them.
 /// </summary>
 /// <remarks>
-/// Why not <c>torch.nn.Conv2d</c>: libtorch 2.10's bundled oneDNN, on this AVX-512 CPU, computes wrong (or NaN) input
-/// gradients in the stride-1 3x3 backward-data kernel when the number of output channels is not a multiple of 16
-/// (PLATFORM.md §3). A U-Net's last convolution (out = image channels) is such a layer, and its garbage input gradient
+/// Why not <c>torch.nn.Conv2d</c>: libtorch 2.10's bundled oneDNN, on AVX-512 CPUs, computes wrong (or NaN) input
+/// gradients in the stride-1 3x3 backward-data kernel when the number of output channels is not a multiple of 16 (the
+/// README's platform notes; tests/Ddpm.Tests/Runtime/LayersTests.cs measures it, in float32 and in bfloat16). A U-Net's last convolution (out = image channels) is such a layer, and its garbage input gradient
 /// poisons every gradient upstream. So when <see cref="OutChannels"/> is not a multiple of 16, the forward pass appends
 /// zero filters (and zero biases) up to the next multiple of 16, convolves, and narrows the result back. The padding is a
 /// <c>cat</c> with constant zeros, so the real weight and bias still receive their gradients; the extra output channels
@@ -163,19 +179,22 @@ public sealed class SafeConv2d : Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {
-        if (!PadsOutputChannels)
-            return functional.conv2d(input, weight, bias, _strides, _paddings);
-
-        // See the class remarks (PLATFORM.md §3): never run oneDNN with an output channel count that is not a multiple of 16.
         using var scope = NewDisposeScope();
+        // The parameters are cast to the input's dtype (bfloat16 compute keeps float32 master weights): autocast's rule.
+        var w = Layers.InDtype(weight, input.dtype);
+        var b = bias is null ? null : Layers.InDtype(bias, input.dtype);
+        if (!PadsOutputChannels)
+            return functional.conv2d(input, w, b, _strides, _paddings).MoveToOuterDisposeScope();
+
+        // See the class remarks: never run oneDNN with an output channel count that is not a multiple of 16.
         long extra = _paddedOutChannels - OutChannels;
-        var zeroFilters = zeros(new[] { extra, InChannels, KernelSize, KernelSize }, dtype: weight.dtype, device: weight.device);
-        var paddedWeight = cat(new Tensor[] { weight, zeroFilters }, 0);
+        var zeroFilters = zeros(new[] { extra, InChannels, KernelSize, KernelSize }, dtype: w.dtype, device: w.device);
+        var paddedWeight = cat(new Tensor[] { w, zeroFilters }, 0);
         Tensor? paddedBias = null;
-        if (bias is not null)
+        if (b is not null)
         {
-            var zeroBias = zeros(new[] { extra }, dtype: bias.dtype, device: bias.device);
-            paddedBias = cat(new Tensor[] { bias, zeroBias }, 0);
+            var zeroBias = zeros(new[] { extra }, dtype: b.dtype, device: b.device);
+            paddedBias = cat(new Tensor[] { b, zeroBias }, 0);
         }
         var full = functional.conv2d(input, paddedWeight, paddedBias, _strides, _paddings);
         // contiguous(): a narrowed NCHW view is not contiguous, and callers may view()/reshape it.
@@ -185,4 +204,119 @@ public sealed class SafeConv2d : Module<Tensor, Tensor>
     /// <inheritdoc />
     public override string ToString() =>
         $"SafeConv2d({InChannels}, {OutChannels}, kernel_size={KernelSize}, stride={Stride}, padding={Padding}, bias={HasBias})";
+}
+
+/// <summary>
+/// <c>torch.nn.GroupNorm</c> with its affine parameters initialised (weight 1, bias 0) and cast to the input's dtype.
+/// libtorch's CPU kernel accumulates the group statistics of a bfloat16 input in float32.
+/// </summary>
+public sealed class SafeGroupNorm : Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // Naming: lower-case to match PyTorch's state-dict keys.
+    private Parameter weight;
+    private Parameter bias;
+#pragma warning restore IDE1006
+
+    /// <summary>Creates the layer; prefer <see cref="Layers.GroupNorm"/>.</summary>
+    public SafeGroupNorm(long groups, long channels, double eps = 1e-5) : base(nameof(SafeGroupNorm))
+    {
+        if (groups < 1)
+            throw new ArgumentException($"groups must be at least 1; got {groups}.", nameof(groups));
+        if (channels < 1)
+            throw new ArgumentException($"channels must be at least 1; got {channels}.", nameof(channels));
+        if (channels % groups != 0)
+            throw new ArgumentException(
+                $"channels ({channels}) must be divisible by groups ({groups}): change groups to a divisor of {channels}, " +
+                $"or channels to a multiple of {groups}.", nameof(channels));
+        if (!(eps > 0) || double.IsInfinity(eps))
+            throw new ArgumentException($"eps must be a finite number > 0; got {eps}.", nameof(eps));
+        Groups = groups;
+        Channels = channels;
+        Eps = eps;
+        this.weight = new Parameter(ones(channels));
+        this.weight.DetachFromDisposeScope();
+        this.bias = new Parameter(zeros(channels));
+        this.bias.DetachFromDisposeScope();
+        RegisterComponents();
+    }
+
+    /// <summary>Number of groups the channels are split into.</summary>
+    public long Groups { get; }
+
+    /// <summary>Channels normalised.</summary>
+    public long Channels { get; }
+
+    /// <summary>The ε added to the variance.</summary>
+    public double Eps { get; }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return functional.group_norm(input, Groups, Layers.InDtype(weight, input.dtype), Layers.InDtype(bias, input.dtype), Eps)
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"SafeGroupNorm({Groups}, {Channels}, eps={Eps})";
+}
+
+/// <summary>
+/// <c>torch.nn.Linear</c> (state-dict keys "weight" [out, in] and "bias" [out], PyTorch's initialisation) whose parameters are
+/// cast to the input's dtype.
+/// </summary>
+public sealed class CastingLinear : Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // Naming: lower-case to match PyTorch's state-dict keys.
+    private Parameter weight;
+    private Parameter? bias;
+#pragma warning restore IDE1006
+
+    /// <summary>Creates the layer; prefer <see cref="Layers.Linear"/>.</summary>
+    public CastingLinear(long inFeatures, long outFeatures, bool bias = true) : base(nameof(CastingLinear))
+    {
+        if (inFeatures < 1)
+            throw new ArgumentException($"inFeatures must be >= 1; got {inFeatures}.", nameof(inFeatures));
+        if (outFeatures < 1)
+            throw new ArgumentException($"outFeatures must be >= 1; got {outFeatures}.", nameof(outFeatures));
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        this.weight = new Parameter(empty(outFeatures, inFeatures));
+        this.weight.DetachFromDisposeScope();
+        if (bias)
+        {
+            this.bias = new Parameter(empty(outFeatures));
+            this.bias.DetachFromDisposeScope();
+        }
+        // PyTorch's Linear.reset_parameters: kaiming_uniform(a = sqrt 5) for the weight, U(±1/sqrt(in)) for the bias,
+        // drawn from the global generator in that order (as TorchSharp's nn.Linear does).
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            init.kaiming_uniform_(this.weight, a: Math.Sqrt(5));
+            if (this.bias is not null)
+            {
+                double bound = 1.0 / Math.Sqrt(inFeatures);
+                init.uniform_(this.bias, -bound, bound);
+            }
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>Input features.</summary>
+    public long InFeatures { get; }
+
+    /// <summary>Output features.</summary>
+    public long OutFeatures { get; }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var b = bias is null ? null : Layers.InDtype(bias, input.dtype);
+        return functional.linear(input, Layers.InDtype(weight, input.dtype), b).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"CastingLinear({InFeatures}, {OutFeatures}, bias={bias is not null})";
 }

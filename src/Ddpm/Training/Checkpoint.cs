@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using System.Text.Json.Serialization;
 using Ddpm.Diffusion;
 using Ddpm.IO;
@@ -112,9 +113,10 @@ public static class Checkpoint
 
     /// <summary>
     /// Builds the network a checkpoint describes and loads its EMA weights (or the raw weights when
-    /// <paramref name="useEma"/> is false or the checkpoint has no EMA file). The module is in eval mode.
+    /// <paramref name="useEma"/> is false or the checkpoint has no EMA file). The module is in eval mode; a U-Net runs
+    /// with <paramref name="compute"/> (default: float32, NCHW).
     /// </summary>
-    public static (nn.Module Network, CheckpointConfig Config) LoadNetwork(string dir, bool useEma = true)
+    public static (nn.Module Network, CheckpointConfig Config) LoadNetwork(string dir, bool useEma = true, ComputeSettings? compute = null)
     {
         var config = ReadConfig(dir);
         string file = Path.Combine(dir, useEma && File.Exists(Path.Combine(dir, EmaFile)) ? EmaFile : ModelFile);
@@ -131,6 +133,7 @@ public static class Checkpoint
             throw;
         }
         network.eval();
+        if (network is UNet unet && compute is not null) unet.Compute = compute;
         return (network, config);
     }
 

@@ -70,11 +70,13 @@ public sealed class Trainer : IDisposable
         manual_seed(config.Training.Seed);
         _network = config.Model.Create();
         _denoiser = (IDenoisingNetwork)_network;
+        if (_network is UNet unet) unet.Compute = config.Training.Compute;
         _diffusion = new GaussianDiffusion(config.Diffusion);
         _parameters = _network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         _parameterObjects = _network.parameters().ToArray();
         _optimizer = new AdamOptimizer(_parameters, config.Training.LearningRate);
-        _ema = new ExponentialMovingAverage(_parameters, config.Training.EmaDecay, config.Training.EmaWarmup);
+        _ema = new ExponentialMovingAverage(_parameters, config.Training.EmaDecay, config.Training.EmaWarmup,
+            config.Training.EmaProfile, config.Training.EmaStd);
         _timestepSampler = new TimestepSampler(_diffusion.Timesteps, config.Training.TimestepSampling);
         _generator = new Generator((ulong)config.Training.Seed);
     }
@@ -121,11 +123,7 @@ public sealed class Trainer : IDisposable
         return trainer;
     }
 
-    private double LearningRateAt(long step)
-    {
-        var t = Config.Training!;
-        return t.WarmupSteps > 0 ? t.LearningRate * Math.Min(1.0, (step + 1.0) / t.WarmupSteps) : t.LearningRate;
-    }
+    private double LearningRateAt(long step) => Config.Training!.LearningRateAt(step);
 
     /// <summary>The indices of the next batch: each epoch is a permutation drawn from (seed, epoch), so resuming needs only the step.</summary>
     private Tensor NextBatchIndices()

@@ -148,6 +148,25 @@ public sealed class BadInputTests(CheckpointFixture fixture) : IDisposable
         Expect(Train("mnist", fixture.DataDir, "--preset", "huge"), "unknown preset 'huge'", "Known presets:", "tiny");
     }
 
+    [Fact]
+    public void BadRecipeAndShapeOptions_AreOneLineErrors()
+    {
+        Expect(Train("mnist", fixture.DataDir, "--loss-weighting", "min-snr", "--min-snr-gamma", "0"), "--min-snr-gamma", "(0,");
+        Expect(Train("mnist", fixture.DataDir, "--min-snr-gamma", "3"), "--min-snr-gamma applies with --loss-weighting min-snr");
+        Expect(Train("mnist", fixture.DataDir, "--lr-decay", "cosine", "--lr-decay-steps", "5", "--steps", "4"), "longer than the run");
+        Expect(Train("mnist", fixture.DataDir, "--lr-decay-steps", "2", "--steps", "4"), "without a decay");
+        Expect(Train("mnist", fixture.DataDir, "--ema-profile", "power", "--ema-std", "0.5"), "--ema-std");
+        Expect(Train("mnist", fixture.DataDir, "--ema-profile", "power", "--ema", "0.999"), "--ema-std");
+        Expect(Train("mnist", fixture.DataDir, "--channel-mult", "1,x"), "--channel-mult", "comma-separated");
+        Expect(Train("mnist", fixture.DataDir, "--channel-mult", "1,1,1,1,1"), "network shape", "ImageSize 8 is not divisible by 2^(levels-1) = 16", "fewer ChannelMultipliers");
+        Expect(Train("mnist", fixture.DataDir, "--channels", "20"), "network shape", "Groups = 8");
+        Expect(Train("mnist", fixture.DataDir, "--attention-resolutions", "3"), "network shape", "AttentionResolutions contains 3");
+        Expect(Train("mnist", fixture.DataDir, "--dropout", "1"), "--dropout", "[0, 1)");
+        Expect(Train("mnist", fixture.DataDir, "--in-channels", "3"), "has 1×8×8 images", "--in-channels 1");
+        Expect(Train("toy:moons", null, "--preset", "toy-mlp", "--channels", "32"), "shape options apply to U-Net presets");
+        Expect(Train("mnist", fixture.DataDir, "--precision", "fp16"), "--precision must be one of auto, fp32, bf16");
+    }
+
     // ------------------------------------------------------------------ images for --a / --b
 
     [Fact]
