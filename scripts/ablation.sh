@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 14's recipe ablation: every configuration trains for the same wall time (BUDGET_S, default 1800 s) alone on an
+# idle machine, then FID at N (default 1000) for DDIM-50 and DDPM-50 and the unplaced fraction. The step count of each
+# configuration comes from a 30-step probe of its own throughput, so that runs are deterministic (same seed, same
+# steps, same weights) while their wall times match. Each finished model is exported to $OUT/NAME (outside git) and
+# its reports go to docs/eval/ablation/. Configurations already reported are skipped, so the script resumes.
+#   BUDGET_S=1800 N=1000 ONLY="baseline min-snr-v" bash scripts/ablation.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ddpm="$root/ddpm"
+budget="${BUDGET_S:-1800}" n="${N:-1000}" batch="${BATCH:-64}" out="${OUT:-$root/runs/ablation}"
+reports="$root/docs/eval/ablation"
+mkdir -p "$out" "$reports"
+
+# name | options on top of the common ones
+configs=(
+  "baseline|--schedule linear --prediction epsilon --ema 0.9995 --ema-warmup"
+  "v-cosine|--schedule cosine --prediction v --ema 0.9995 --ema-warmup"
+  "min-snr-eps|--schedule linear --prediction epsilon --loss-weighting min-snr --ema 0.9995 --ema-warmup"
+  "min-snr-v|--schedule cosine --prediction v --loss-weighting min-snr --ema 0.9995 --ema-warmup"
+  "min-snr-v-power-ema|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1"
+  "min-snr-v-power-ema-decay|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1 --lr-decay cosine"
+  "wide48|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1 --lr-decay cosine --channels 48 --groups 48"
+)
+common=(--dataset fashion-mnist --preset fashion-mnist --batch "$batch" --lr 3e-4 --warmup 500 --log-every 10 --checkpoint-every 500 --keep 1 --seed 0)
+
+rate_of() {   # mean images/s of a run's log after its first interval
+  python3 -c 'import json,sys; r=[json.loads(l)["images_per_second"] for l in open(sys.argv[1])][1:]; print(sum(r)/len(r))' "$1"
+}
+
+for entry in "${configs[@]}"; do
+  name="${entry%%|*}"; read -r -a extra <<< "${entry#*|}"
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
+  if [ -f "$reports/$name-ddpm50.json" ]; then echo "ablation: $name already reported"; continue; fi
+  probe="$out/probe-$name"; rm -rf "$probe"
+  # The probe uses its own options minus the decay (whose length needs --steps).
+  probe_extra=(); skip=0
+  for o in "${extra[@]}"; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case "$o" in --lr-decay) skip=1 ;; *) probe_extra+=("$o") ;; esac
+  done
+  "$ddpm" train "${common[@]}" "${probe_extra[@]}" --steps 40 --out "$probe" >/dev/null
+  rate="$(rate_of "$probe/log.jsonl")"; rm -rf "$probe"
+  steps="$(python3 -c "print(int($budget * $rate / $batch))")"
+  echo "ablation: $name at ${rate%.*} img/s: $steps steps for ${budget} s"
+  run="$out/run-$name"; rm -rf "$run"
+  decay=(); if [[ " ${extra[*]} " == *" --lr-decay "* ]]; then decay=(--lr-decay-steps "$((steps / 5))"); fi
+  "$ddpm" train "${common[@]}" "${extra[@]}" "${decay[@]}" --steps "$steps" --out "$run" | tail -n 2
+  "$ddpm" export --checkpoint "$run" --out "$out/$name" --float16
+  "$ddpm" plot loss --log "$run" --out "$out/$name/loss.png" --smooth 20 >/dev/null
+  for sampler in ddim ddpm; do
+    "$ddpm" eval fid --checkpoint "$out/$name" --fid-net "$root/models/fid-fashion-mnist" --sampler "$sampler" --steps 50 \
+      --n "$n" --out "$reports/$name-${sampler}50.json" | head -n 1
+  done
+done
+
+python3 - "$reports" <<'PY'
+import glob, json, os, sys
+rows = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*-d*50.json"))):
+    name, sampler = os.path.basename(path)[:-5].rsplit("-", 1)
+    rows.setdefault(name, {})[sampler] = json.load(open(path))
+print("| configuration | DDIM-50 FID | DDPM-50 FID | unplaced (DDIM-50) | unplaced (DDPM-50) | class entropy (DDIM-50), bits |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, r in rows.items():
+    d, p = r.get("ddim50"), r.get("ddpm50")
+    f = lambda x, k, fmt: format(x[k], fmt) if x and x.get(k) is not None else "-"
+    print(f"| {name} | {f(d,'fid','.2f')} | {f(p,'fid','.2f')} | {f(d,'unplaced_fraction','.1%')} | {f(p,'unplaced_fraction','.1%')} | {f(d,'class_entropy_bits','.3f')} |")
+PY
