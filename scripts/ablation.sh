@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Issue 14's recipe ablation: every configuration trains for the same wall time (BUDGET_S, default 1800 s) alone on an
-# idle machine, then FID at N (default 1000) for DDIM-50 and DDPM-50 and the unplaced fraction. The step count of each
-# configuration comes from a 30-step probe of its own throughput, so that runs are deterministic (same seed, same
-# steps, same weights) while their wall times match. Each finished model is exported to $OUT/NAME (outside git) and
-# its reports go to docs/eval/ablation/. Configurations already reported are skipped, so the script resumes.
-#   BUDGET_S=1800 N=1000 ONLY="baseline min-snr-v" bash scripts/ablation.sh
+# Issue 14's recipe ablation at a fixed compute budget. The configurations that share the fashion-mnist network cost the
+# same per step, so they all train for STEPS steps (default 3173: 30 minutes at the 112 img/s that this machine's probe
+# measured at batch 64 in bf16; the wall times are recorded in each run's log). A configuration with another network
+# (the wide one) gets STEPS times its measured speed relative to the fashion-mnist network: two short probes of each,
+# alternated, so that the machine's drift cancels. Then FID at N (default 1000) for DDIM-50 and DDPM-50 with the
+# unplaced fraction and the class entropy. Each finished model is exported to $OUT/NAME (outside git), its reports go to
+# docs/eval/ablation/, and configurations already reported are skipped, so the script resumes.
+#   STEPS=3173 N=1000 ONLY="baseline min-snr-v" bash scripts/ablation.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ddpm="$root/ddpm"
-budget="${BUDGET_S:-1800}" n="${N:-1000}" batch="${BATCH:-64}" out="${OUT:-$root/runs/ablation}"
+steps_base="${STEPS:-3173}" n="${N:-1000}" batch="${BATCH:-64}" out="${OUT:-$root/runs/ablation}"
 reports="$root/docs/eval/ablation"
 mkdir -p "$out" "$reports"
 
@@ -32,17 +34,25 @@ for entry in "${configs[@]}"; do
   name="${entry%%|*}"; read -r -a extra <<< "${entry#*|}"
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   if [ -f "$reports/$name-ddpm50.json" ]; then echo "ablation: $name already reported"; continue; fi
-  probe="$out/probe-$name"; rm -rf "$probe"
-  # The probe uses its own options minus the decay (whose length needs --steps).
-  probe_extra=(); skip=0
-  for o in "${extra[@]}"; do
-    if [ "$skip" = 1 ]; then skip=0; continue; fi
-    case "$o" in --lr-decay) skip=1 ;; *) probe_extra+=("$o") ;; esac
-  done
-  "$ddpm" train "${common[@]}" "${probe_extra[@]}" --steps 40 --out "$probe" >/dev/null
-  rate="$(rate_of "$probe/log.jsonl")"; rm -rf "$probe"
-  steps="$(python3 -c "print(int($budget * $rate / $batch))")"
-  echo "ablation: $name at ${rate%.*} img/s: $steps steps for ${budget} s"
+  steps="$steps_base"
+  shape=(); for o in "${extra[@]}"; do case "$o" in --channels|--groups|--channel-mult|--res-blocks) shape+=("$o") ;; esac; done
+  if [ "${#shape[@]}" -gt 0 ]; then
+    # Relative speed of this network: 40-step probes of it and of the fashion-mnist network, alternated twice.
+    ratio="$(for round in 1 2; do
+      for which in base this; do
+        probe="$out/probe-$which"; rm -rf "$probe"
+        if [ "$which" = base ]; then "$ddpm" train "${common[@]}" --steps 40 --out "$probe" >/dev/null
+        else "$ddpm" train "${common[@]}" $(printf '%s\n' "${extra[@]}" | python3 -c 'import sys; a=sys.stdin.read().split(); keep=[]; i=0
+while i < len(a):
+    if a[i] in ("--channels","--groups","--channel-mult","--res-blocks"): keep += a[i:i+2]; i += 2
+    else: i += 1
+print(" ".join(keep))') --steps 40 --out "$probe" >/dev/null; fi
+        rate_of "$probe/log.jsonl"; rm -rf "$probe"
+      done
+    done | python3 -c 'import sys; r=[float(x) for x in sys.stdin.read().split()]; print((r[1]+r[3])/(r[0]+r[2]))')"
+    steps="$(python3 -c "print(int($steps_base * $ratio))")"
+    echo "ablation: $name runs at $ratio of the fashion-mnist network's speed: $steps steps"
+  fi
   run="$out/run-$name"; rm -rf "$run"
   decay=(); if [[ " ${extra[*]} " == *" --lr-decay "* ]]; then decay=(--lr-decay-steps "$((steps / 5))"); fi
   "$ddpm" train "${common[@]}" "${extra[@]}" "${decay[@]}" --steps "$steps" --out "$run" | tail -n 2
