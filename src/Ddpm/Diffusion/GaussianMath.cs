@@ -52,9 +52,14 @@ public static class GaussianMath
         if (!(ratio > 0 && ratio <= 1)) throw new ArgumentException($"The thresholding ratio must be in (0, 1]; got {ratio}.", nameof(ratio));
         if (!(maxValue >= 1)) throw new ArgumentException($"The thresholding maximum must be >= 1; got {maxValue}.", nameof(maxValue));
         using var scope = NewDisposeScope();
-        var flat = x0.abs().flatten(1);
-        var k = Math.Max(1, (long)Math.Ceiling(ratio * flat.shape[1]));
-        var s = flat.kthvalue(k, 1).values.clamp(1.0, maxValue);
+        // The ratio-quantile of |x̂_0| per sample, linearly interpolated between order statistics at position
+        // ratio·(n − 1) (torch.quantile's rule, which diffusers' thresholding uses).
+        var sorted = x0.abs().flatten(1).sort(1).Values;
+        long n = sorted.shape[1];
+        double position = ratio * (n - 1);
+        long lower = (long)Math.Floor(position), upper = Math.Min(lower + 1, n - 1);
+        var low = sorted.select(1, lower);
+        var s = (low + (position - lower) * (sorted.select(1, upper) - low)).clamp(1.0, maxValue);
         var shape = new long[x0.dim()];
         Array.Fill(shape, 1L);
         shape[0] = x0.shape[0];
