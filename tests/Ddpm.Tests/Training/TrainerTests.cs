@@ -27,9 +27,9 @@ public sealed class TrainerTests : IDisposable
         return new TrainingData(images, labels, "random-8x8", 3);
     }
 
-    private static (ModelConfig, DiffusionConfig, TrainingConfig) TinySetup(long steps, TimestepSampling sampling = TimestepSampling.LossAware) =>
+    private static (ModelConfig, DiffusionConfig, TrainingConfig) TinySetup(long steps, TimestepSampling sampling = TimestepSampling.LossAware, int timesteps = 100) =>
         (new ModelConfig(UNetPresets.Tiny with { Dropout = 0.1, NumClasses = 3 }),
-         new DiffusionConfig(new ScheduleConfig(Timesteps: 100), Variance: VarianceType.LearnedRange, Loss: LossType.Hybrid),
+         new DiffusionConfig(new ScheduleConfig(Timesteps: timesteps), Variance: VarianceType.LearnedRange, Loss: LossType.Hybrid),
          new TrainingConfig(Steps: steps, BatchSize: 8, WarmupSteps: 3, EmaWarmup: true, TimestepSampling: sampling, RandomFlip: true,
              ClassDropout: 0.1, Seed: 5, LogEvery: 1, CheckpointEvery: 4, KeepCheckpoints: 2));
 
@@ -71,17 +71,23 @@ public sealed class TrainerTests : IDisposable
     [Fact]
     public void LossAwareSamplingResumesExactlyToo()
     {
+        // Loss-aware sampling switches on once every timestep has 10 losses: with T = 10 and batch 8 the 80 losses of
+        // the first 10 steps cannot fill it, the 160 of 20 steps can (checked below), so the resume at step 20 carries a
+        // live loss history into 8 more steps, drawn from it.
         var data = TinyData();
-        var (model, diffusion, training) = TinySetup(8);
+        var (model, diffusion, training) = TinySetup(28, timesteps: 10);
         Dictionary<string, double[]> straight;
         using (var trainer = Trainer.Create(model, diffusion, training, data, Path.Combine(_root, "a")))
         {
             trainer.Run();
             straight = Snapshot(trainer);
         }
-        using (var first = Trainer.Create(model, diffusion, training with { Steps = 4 }, data, Path.Combine(_root, "b")))
+        using (var first = Trainer.Create(model, diffusion, training with { Steps = 20 }, data, Path.Combine(_root, "b")))
             first.Run();
-        using var second = Trainer.Resume(Path.Combine(_root, "b", "checkpoints", "step-0000004"), data, totalSteps: 8);
+        string checkpoint = Path.Combine(_root, "b", "checkpoints", "step-0000020");
+        var state = System.Text.Json.JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(checkpoint, Checkpoint.StateFile)), Json.Options)!;
+        Assert.All(state.SamplerCounts!, c => Assert.Equal(TimestepSampler.HistoryPerTimestep, c));
+        using var second = Trainer.Resume(checkpoint, data, totalSteps: 28);
         second.Run();
         var resumed = Snapshot(second);
         foreach (var (name, values) in straight)
