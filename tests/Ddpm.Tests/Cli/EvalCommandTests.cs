@@ -15,6 +15,7 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
     {
         string dir = _temp.Combine($"fid-net-{imageSize}");
         if (Directory.Exists(dir)) return dir;
+        TorchSharp.torch.manual_seed(18); // untrained weights from the global generator: fixed here, whatever ran before
         using var network = new FeatureNetwork(new FeatureNetConfig(1, imageSize, 10));
         network.Save(dir, new FeatureNetInfo(network.Config, "mnist", 0.1, 0, 0));
         return dir;

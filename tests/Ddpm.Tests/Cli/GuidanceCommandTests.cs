@@ -52,6 +52,7 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
 
         // eval fid with classifier guidance over several batches: the classifier's weights are part of the resume key.
         string fidNet = _temp.Combine("fid-net");
+        TorchSharp.torch.manual_seed(55); // untrained weights: fixed here, whatever ran before
         using (var net = new Ddpm.Evaluation.FeatureNetwork(new Ddpm.Evaluation.FeatureNetConfig(1, CheckpointFixture.ImageSize, 10)))
             net.Save(fidNet, new Ddpm.Evaluation.FeatureNetInfo(net.Config, "mnist", 0.1, 0, 0));
         string json = _temp.Combine("cg-fid.json");

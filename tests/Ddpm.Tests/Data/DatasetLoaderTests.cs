@@ -160,7 +160,6 @@ public sealed class DatasetLoaderTests : IDisposable
         using var scope = NewDisposeScope();
         var levels = (train.Images[TensorIndex.Slice(0, 1000)] + 1) * 127.5;
         Assert.True((levels - levels.round()).abs().max().item<float>() < 1e-4f);
-        Assert.True(trainMs < 5000, $"Loading the Fashion-MNIST training set took {trainMs:F0} ms.");
     }
 
     // ---- CIFAR-10 binary batches, synthesised ----
