@@ -74,6 +74,41 @@ public class ForwardCommandTests(CheckpointFixture fixture)
         Assert.Equal(new SKColor(fixture.TestPixels[11, 0, 0], fixture.TestPixels[11, 0, 0], fixture.TestPixels[11, 0, 0]), Cell(bitmap, band, scale, 0, 0, 0, 0));
     }
 
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("cosine")]
+    public void Forward_ScheduleOption_NoisesWithThatSchedulesAlphaBar(string schedule)
+    {
+        // Column t = 500 is √ᾱ x_0 + √(1 − ᾱ) ε, ε the first N(0, I) draw of a generator seeded with --seed. ᾱ is
+        // evaluated here from each schedule's formula (Ho et al. 2020: β linear from 1e-4 to 0.02; Nichol & Dhariwal
+        // 2021, Eq. 17: ᾱ(t) = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008): 0.078 and 0.490, so a command
+        // that ignored --schedule would miss one of them by up to 100 levels.
+        using var temp = new TempDirectory();
+        string output = temp.Combine("forward.png");
+        AssertSuccess(CliRunner.Run("forward", "--dataset", "mnist", "--data-dir", fixture.DataDir, "--index", "11", "--t", "0,500", "--schedule", schedule, "--seed", "7", "--out", output));
+        double alphaBar = 1;
+        if (schedule == "linear")
+            for (int i = 0; i < 500; i++) alphaBar *= 1 - (1e-4 + (0.02 - 1e-4) * i / 999.0);
+        else
+        {
+            static double F(double u) => Math.Pow(Math.Cos((u + 0.008) / 1.008 * Math.PI / 2), 2);
+            alphaBar = F(0.5) / F(0);
+        }
+        float[] epsilon;
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+            epsilon = TorchSharp.torch.randn(new long[] { 1, 1, CheckpointFixture.ImageSize, CheckpointFixture.ImageSize }, generator: new TorchSharp.torch.Generator(7)).data<float>().ToArray();
+        using var bitmap = SKBitmap.Decode(output);
+        int scale = LabelledGrid.ScaleFor(CheckpointFixture.ImageSize), band = LabelledGrid.BandHeight();
+        for (int y = 0; y < CheckpointFixture.ImageSize; y++)
+            for (int x = 0; x < CheckpointFixture.ImageSize; x++)
+            {
+                double x0 = fixture.TestPixels[11, y, x] / 127.5 - 1;
+                double noisy = Math.Sqrt(alphaBar) * x0 + Math.Sqrt(1 - alphaBar) * epsilon[y * CheckpointFixture.ImageSize + x];
+                double expected = Math.Clamp((noisy + 1) * 127.5, 0, 255);
+                Assert.InRange(Cell(bitmap, band, scale, 0, 1, x, y).Red, expected - 1, expected + 1);
+            }
+    }
+
     [Fact]
     public void Forward_IndexAndNTogether_IsAUsageError()
     {

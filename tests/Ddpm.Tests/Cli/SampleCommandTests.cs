@@ -84,6 +84,27 @@ public class SampleCommandTests(CheckpointFixture fixture)
             }
             Assert.True(greys.Count > 10, $"frame {i} has only {greys.Count} grey levels");
         }
+
+        // The last frame shows the final samples: every saved sample-NNNN.png appears in its left panel (x_t), pixel
+        // for pixel (the grey palette holds all 256 levels), at the grid's scale; the panel is found by search.
+        Assert.Equal(SKCodecResult.Success, codec.GetPixels(info, bitmap.GetPixels(), new SKCodecOptions(codec.FrameCount - 1)));
+        int scale = LabelledGrid.ScaleFor(CheckpointFixture.ImageSize, 48);
+        for (int k = 0; k < 3; k++)
+        {
+            using var sample = SKBitmap.Decode(Path.Combine(dir, SampleCommand.SampleFile(k)));
+            Assert.Equal(CheckpointFixture.ImageSize, sample.Width);
+            bool Matches(int ox, int oy)
+            {
+                for (int y = 0; y < sample.Height; y++)
+                    for (int x = 0; x < sample.Width; x++)
+                        if (bitmap.GetPixel(ox + x * scale, oy + y * scale).Red != sample.GetPixel(x, y).Red) return false;
+                return true;
+            }
+            int span = (sample.Width - 1) * scale;
+            var found = Enumerable.Range(0, bitmap.Height - span).SelectMany(oy => Enumerable.Range(0, bitmap.Width / 2 - span).Select(ox => (ox, oy)))
+                .Where(p => Matches(p.ox, p.oy)).ToArray();
+            Assert.True(found.Length > 0, $"sample {k} does not appear in the last frame's x_t panel");
+        }
     }
 
     [Fact]

@@ -91,6 +91,27 @@ public sealed class ImageFolderTests : IDisposable
     }
 
     [Fact]
+    public void EnlargingInterpolatesInsteadOfRepeatingPixels()
+    {
+        // A horizontal ramp 0, 85, 170, 255 over 4 pixels enlarged 4×. Output column j samples the input at
+        // u = (j + ½)/4 − ½ (pixel centres aligned); an interpolating filter that reproduces linear functions (bilinear,
+        // Mitchell's cubic) gives 85·u wherever its support lies inside the image, u in [1, 2], columns 6 to 9.
+        // Nearest-neighbour enlargement would give 85 or 170 there: 32 levels off at u = 1.375.
+        string root = _temp.Sub("ramp");
+        WriteImage(Path.Combine(root, "ramp.png"), 4, 4, (x, y) => new SKColor((byte)(85 * x), (byte)(85 * x), (byte)(85 * x)), SKEncodedImageFormat.Png);
+        using var dataset = DatasetLoader.Load("folder:" + root, null, imageSize: 16);
+        for (int j = 6; j <= 9; j++)
+        {
+            double u = (j + 0.5) / 4 - 0.5;
+            foreach (int y in new[] { 0, 7, 15 })
+                AssertColour((85 * u, 85 * u, 85 * u), Rgb(dataset, 0, j, y), 1.5, $"column {j}, row {y}");
+        }
+        // The ends keep their values: the ramp is not blurred past its extremes.
+        AssertColour((0, 0, 0), Rgb(dataset, 0, 0, 5), 1.5, "left edge");
+        AssertColour((255, 255, 255), Rgb(dataset, 0, 15, 5), 1.5, "right edge");
+    }
+
+    [Fact]
     public void UndecodableFilesAreNamed()
     {
         string root = _temp.Sub("broken");
