@@ -84,3 +84,30 @@ public static class Numerics
         return (mean, cov);
     }
 }
+
+/// <summary>Classification accuracy counted here, independently of the library's ClassifierTraining.Accuracy.</summary>
+public static class IndependentAccuracy
+{
+    /// <summary>Top-1 accuracy: logits in batches of 1,000, the argmax of each row found by a plain loop over float64 values.</summary>
+    public static double Of(Func<Tensor, Tensor> logits, Ddpm.Data.ImageDataset data)
+    {
+        var labels = data.Labels!.to_type(ScalarType.Int64).data<long>().ToArray();
+        long correct = 0;
+        using var noGrad = no_grad();
+        for (long start = 0; start < data.Count; start += 1000)
+        {
+            using var scope = NewDisposeScope();
+            long size = Math.Min(1000, data.Count - start);
+            var output = logits(data.Images.narrow(0, start, size));
+            int classes = (int)output.shape[1];
+            var values = output.to_type(ScalarType.Float64).contiguous().data<double>().ToArray();
+            for (int i = 0; i < size; i++)
+            {
+                int best = 0;
+                for (int k = 1; k < classes; k++) if (values[i * classes + k] > values[i * classes + best]) best = k;
+                if (best == labels[start + i]) correct++;
+            }
+        }
+        return (double)correct / data.Count;
+    }
+}
