@@ -57,4 +57,40 @@ public class TrainCommandTests
             if (!process.HasExited) process.Kill(entireProcessTree: true);
         }
     }
+
+    [Fact]
+    public void ResumeContinuesARunExactly_AndPlotLossDrawsItsLog()
+    {
+        // 30 steps, then --resume to 50, against 50 steps straight: the log holds steps 1..50 once each, the last
+        // checkpoint's EMA weights are the straight run's bit for bit, and plot loss draws the resumed log.
+        using var dir = new TempDirectory();
+        string[] common = { "train", "--dataset", "toy:moons", "--batch", "32", "--warmup", "5", "--checkpoint-every", "10", "--log-every", "1", "--seed", "3" };
+        CliAssert.Success(CliRunner.Run(common.Concat(new[] { "--steps", "50", "--out", dir.Combine("straight") }).ToArray()));
+        CliAssert.Success(CliRunner.Run(common.Concat(new[] { "--steps", "30", "--out", dir.Combine("split") }).ToArray()));
+        var resumed = CliRunner.Run("train", "--resume", dir.Combine("split"), "--steps", "50");
+        CliAssert.Success(resumed);
+
+        var steps = File.ReadAllLines(dir.Combine("split", "log.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToArray();
+        Assert.Equal(Enumerable.Range(1, 50).Select(i => (long)i), steps);
+        string Last(string run) => Ddpm.Training.Checkpoint.List(dir.Combine(run))[^1];
+        Assert.Equal("step-0000050", Path.GetFileName(Last("split")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Last("straight"), Ddpm.Training.Checkpoint.EmaFile)),
+            File.ReadAllBytes(Path.Combine(Last("split"), Ddpm.Training.Checkpoint.EmaFile)));
+
+        string png = dir.Combine("loss.png");
+        CliAssert.Success(CliRunner.Run("plot", "loss", "--log", dir.Combine("split"), "--out", png, "--smooth", "5"));
+        using var bitmap = SkiaSharp.SKBitmap.Decode(png);
+        Assert.NotNull(bitmap);
+        // Both series are drawn: the moving average in its opaque red, the raw loss in translucent blue over white.
+        int red = 0, blue = 0;
+        for (int y = 0; y < bitmap.Height; y++)
+            for (int x = 0; x < bitmap.Width; x++)
+            {
+                var c = bitmap.GetPixel(x, y);
+                if (c.Red > 180 && c.Green < 90 && c.Blue < 90) red++;
+                if (c.Blue > c.Red + 40 && c.Blue > 150) blue++;
+            }
+        Assert.True(red > 100 && blue > 100, $"{red} red and {blue} blue pixels");
+    }
 }
