@@ -22,7 +22,8 @@ configs=(
   "min-snr-v|--schedule cosine --prediction v --loss-weighting min-snr --ema 0.9995 --ema-warmup"
   "min-snr-v-power-ema|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1"
   "min-snr-v-power-ema-decay|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1 --lr-decay cosine"
-  "wide48|--schedule cosine --prediction v --loss-weighting min-snr --ema-profile power --ema-std 0.1 --channels 48 --groups 48"
+  "v-cosine-power-ema|--schedule cosine --prediction v --ema-profile power --ema-std 0.1"
+  "v-cosine-wide48|--schedule cosine --prediction v --ema 0.9995 --ema-warmup --channels 48 --groups 48"
 )
 common=(--dataset fashion-mnist --preset fashion-mnist --batch "$batch" --lr 3e-4 --warmup 500 --log-every 10 --checkpoint-every 500 --keep 1 --seed 0)
 
