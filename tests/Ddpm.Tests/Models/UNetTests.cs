@@ -148,6 +148,32 @@ public class UNetTests
         Assert.InRange(net.ForwardFlops / 1e9, 11.0, 14.0);
     }
 
+    [Fact]
+    public void ForwardFlopsOfTheTinyModelMatchAHandCountOfItsLayers()
+    {
+        // The tiny preset (8×8×1, ch 16, multipliers 1, 2, one residual block per level, attention at 4×4, embedding 64)
+        // enumerated layer by layer from the DDPM U-Net's description (Ho et al. 2020, App. B), with the convention that
+        // a k×k convolution costs 2·Cin·Cout·k²·H·W, a linear layer 2·in·out, attention's two matmuls 2·2·(HW)²·C, and
+        // normalisations and activations nothing.
+        static long Conv(long cin, long cout, long k, long size) => 2 * cin * cout * k * k * size * size;
+        static long Res(long cin, long cout, long size) => Conv(cin, cout, 3, size) + 2 * 64 * cout + Conv(cout, cout, 3, size) + (cin == cout ? 0 : Conv(cin, cout, 1, size));
+        static long Attention(long c, long size) => Conv(c, 3 * c, 1, size) + 4 * (size * size) * (size * size) * c + Conv(c, c, 1, size);
+        long expected =
+            2 * 16 * 64 + 2 * 64 * 64                              // time embedding MLP
+            + Conv(1, 16, 3, 8)                                      // input convolution
+            + Res(16, 16, 8) + Conv(16, 16, 3, 4)                    // level 0: block, stride-2 downsample to 4×4
+            + Res(16, 32, 4) + Attention(32, 4)                      // level 1
+            + Res(32, 32, 4) + Attention(32, 4) + Res(32, 32, 4)     // middle
+            + Res(64, 32, 4) + Attention(32, 4)                      // up, level 1: skips of 32 and 16 channels
+            + Res(48, 32, 4) + Attention(32, 4) + Conv(32, 32, 3, 8) //   then nearest ×2 and a 3×3 convolution at 8×8
+            + Res(48, 16, 8) + Res(32, 16, 8)                        // up, level 0: skips of 16 and 16 channels
+            + Conv(16, 1, 3, 8);                                     // output convolution
+        using var net = new UNet(UNetPresets.Tiny);
+        Assert.Equal(expected, net.ForwardFlops);
+        // The parameter count, summed over the tensors themselves.
+        Assert.Equal(net.parameters().Sum(p => p.numel()), net.ParameterCount);
+    }
+
     internal static void RandomizeParameters(nn.Module module, int seed)
     {
         using var noGrad = no_grad();

@@ -333,6 +333,30 @@ public class OracleSamplingTests
         Assert.Throws<ArgumentException>(() => ddim.SetTimesteps(new[] { 1000 }));
     }
 
+    [Theory]
+    [InlineData(SamplerKind.Ddpm)]
+    [InlineData(SamplerKind.Ddim)]
+    [InlineData(SamplerKind.DpmSolver2M)]
+    [InlineData(SamplerKind.Euler)]
+    [InlineData(SamplerKind.Heun)]
+    [InlineData(SamplerKind.Sde)]
+    public void TheReportedNetworkCallsAreTheCallsMade(SamplerKind kind)
+    {
+        // The "calls" column of FID reports and tables comes from SamplerFactory.NetworkCalls; here the denoiser counts
+        // its own invocations (each on the whole batch).
+        using var scope = NewDisposeScope();
+        var config = Config();
+        using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
+        var denoiser = oracle.Denoiser(config.Schedule.Build());
+        foreach (int steps in new[] { 1, 4, 7 })
+        {
+            int calls = 0;
+            using var scheduler = SamplerFactory.Create(config, new SamplerSettings(kind, steps, Clip: false)) as IDisposable;
+            DiffusionSampler.Sample((IScheduler)scheduler!, (x, t) => { calls++; return denoiser(x, t); }, new long[] { 8, 2 }, new Generator(30), ScalarType.Float64);
+            Assert.Equal(calls, SamplerFactory.NetworkCalls(kind, steps));
+        }
+    }
+
     [Fact]
     public void InvalidSamplerArgumentsAreRejectedWithTheAllowedRange()
     {
