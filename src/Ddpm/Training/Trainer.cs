@@ -120,8 +120,47 @@ public sealed class Trainer : IDisposable
         string run = runDirectory ?? Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(dir)))!;
         var trainer = new Trainer(config, data, run);
         trainer.LoadState(dir);
+        trainer.DiscardWorkAfterCheckpoint();
         return trainer;
     }
+
+    /// <summary>
+    /// What a killed run may have left behind, undone before it continues: checkpoint directories it was writing or
+    /// replacing (".step-N.tmp-…", ".step-N.old-…") and the log lines of the steps after the checkpoint it resumes from,
+    /// which it is about to run again. The log is rewritten atomically with the records up to <see cref="Step"/> (a line
+    /// cut off by the kill is dropped too), so that every step appears once however often a run is killed and resumed.
+    /// </summary>
+    private void DiscardWorkAfterCheckpoint()
+    {
+        string checkpoints = Path.Combine(RunDirectory, "checkpoints");
+        if (Directory.Exists(checkpoints))
+            foreach (string stale in Directory.GetDirectories(checkpoints, ".step-*"))
+                if (Path.GetFileName(stale).Contains(".tmp-", StringComparison.Ordinal) || Path.GetFileName(stale).Contains(".old-", StringComparison.Ordinal))
+                    Directory.Delete(stale, recursive: true);
+        string logPath = Path.Combine(RunDirectory, LogFile);
+        if (!File.Exists(logPath)) return;
+        var lines = File.ReadAllLines(logPath);
+        var kept = lines.Where(line => StepOf(line) is long step && step <= Step).ToArray();
+        if (kept.Length != lines.Length)
+            AtomicFile.WriteAllText(logPath, kept.Length == 0 ? "" : string.Join("\n", kept) + "\n");
+    }
+
+    /// <summary>The step of a log.jsonl record, or null for a line that is not one (cut off by a kill).</summary>
+    private static long? StepOf(string line)
+    {
+        try
+        {
+            using var record = JsonDocument.Parse(line);
+            return record.RootElement.TryGetProperty("step", out var step) && step.TryGetInt64(out long value) ? value : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The run's JSON-lines log, one <see cref="TrainingProgress"/> record per logged step.</summary>
+    public const string LogFile = "log.jsonl";
 
     private double LearningRateAt(long step) => Config.Training!.LearningRateAt(step);
 
@@ -146,7 +185,7 @@ public sealed class Trainer : IDisposable
     {
         var t = Config.Training!;
         Directory.CreateDirectory(RunDirectory);
-        string logPath = Path.Combine(RunDirectory, "log.jsonl");
+        string logPath = Path.Combine(RunDirectory, LogFile);
         var clock = Stopwatch.StartNew();
         long imagesSinceLog = 0;
         double lastLogTime = 0;

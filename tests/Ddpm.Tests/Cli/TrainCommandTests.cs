@@ -93,4 +93,78 @@ public class TrainCommandTests
             }
         Assert.True(red > 100 && blue > 100, $"{red} red and {blue} blue pixels");
     }
+
+    /// <summary>Starts the command line as a child process with <paramref name="args"/>.</summary>
+    private static Process StartChild(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Ddpm.Cli.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        return Process.Start(start)!;
+    }
+
+    [Fact]
+    public void RunsKilledAtRandomPointsAndResumedLeaveNoTemporaryFilesAndLogEachStepOnce()
+    {
+        // Four SIGKILLs after a random number (5–24) of logged steps, each followed by --resume, then a resume that
+        // finishes: with a checkpoint every 3 steps each kill lands between checkpoints, often inside one, and the steps
+        // after the last checkpoint have been logged once already. Before two of the resumes the debris of a kill inside
+        // a checkpoint write is planted too (a temporary and a replaced step directory, a log line cut in half), so the
+        // clean-up is tested whatever the timing of the kills.
+        using var dir = new TempDirectory();
+        string run = dir.Combine("run"), checkpoints = dir.Combine("run", "checkpoints");
+        var random = new Random(2026);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        for (int cycle = 0; cycle < 5; cycle++)
+        {
+            if (cycle is 2 or 3)
+            {
+                Directory.CreateDirectory(Path.Combine(checkpoints, $".step-0000099.tmp-{cycle}"));
+                File.WriteAllText(Path.Combine(checkpoints, $".step-0000099.tmp-{cycle}", "model.safetensors"), "partial");
+                Directory.CreateDirectory(Path.Combine(checkpoints, $".step-0000003.old-{cycle}"));
+                File.AppendAllText(Path.Combine(run, "log.jsonl"), "{\"step\":99,\"total_st");
+            }
+            using var process = cycle == 0
+                ? StartChild("train", "--dataset", "toy:moons", "--steps", "150", "--batch", "64", "--warmup", "5", "--checkpoint-every", "3", "--log-every", "1", "--seed", "4", "--out", run)
+                : StartChild("train", "--resume", run, "--steps", "150");
+            try
+            {
+                var stderr = process.StandardError.ReadToEndAsync();
+                if (cycle < 4)
+                {
+                    int killAfter = random.Next(5, 25), logLines = 0;
+                    while (logLines < killAfter)
+                    {
+                        var read = process.StandardOutput.ReadLineAsync();
+                        var left = deadline - DateTime.UtcNow;
+                        Assert.True(left > TimeSpan.Zero && read.Wait(left), $"cycle {cycle}: only {logLines} log lines before the deadline");
+                        if (read.Result is not string line) break;
+                        if (line.StartsWith("step ", StringComparison.Ordinal)) logLines++;
+                    }
+                    Assert.Equal(killAfter, logLines);
+                    process.Kill(); // SIGKILL: no handler runs
+                    Assert.True(process.WaitForExit(30_000), $"cycle {cycle}: the killed run did not exit");
+                }
+                else
+                {
+                    var rest = process.StandardOutput.ReadToEndAsync();
+                    var left = deadline - DateTime.UtcNow;
+                    Assert.True(left > TimeSpan.Zero && process.WaitForExit(left), "the last resume did not finish before the deadline");
+                    Assert.True(rest.Wait(10_000) && stderr.Wait(10_000));
+                    Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {stderr.Result}");
+                }
+            }
+            finally
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+            }
+        }
+
+        Assert.Empty(Directory.GetDirectories(checkpoints, ".*"));
+        Assert.Empty(Directory.GetFiles(run, "*.tmp", SearchOption.AllDirectories));
+        var steps = File.ReadAllLines(Path.Combine(run, "log.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToArray();
+        Assert.Equal(Enumerable.Range(1, 150).Select(i => (long)i), steps);
+        CliAssert.Success(CliRunner.Run("plot", "loss", "--log", run, "--out", dir.Combine("loss.png")));
+    }
 }
