@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Issue 16's behaviour check: SHA-256 of every file that a fixed set of commands writes, so that a refactoring can be
+# shown to change nothing. Prints "HASH  RELATIVE-PATH" lines, sorted; compare with docs/behaviour-sha256.txt:
+#   OMP_NUM_THREADS=1 bash scripts/behaviour-hashes.sh > /tmp/now.txt && diff <(grep -v "^#" docs/behaviour-sha256.txt) /tmp/now.txt
+# Float results depend on the CPU's kernels and the thread count: compare on one machine, with OMP_NUM_THREADS=1.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ddpm="$root/ddpm"
+out="$(mktemp -d "${TMPDIR:-/tmp}/ddpm-hashes.XXXXXX")"
+trap 'rm -rf "$out"' EXIT
+"$ddpm" demo toy --seed 1 --n 500 --ddim-steps 20 --out "$out/demo-toy" >/dev/null
+for sampler in ddpm ddim dpm++2m euler heun sde; do
+  "$ddpm" sample --checkpoint "$root/models/fashion-mnist" --sampler "$sampler" --steps 10 --n 4 --seed 7 --precision fp32 \
+    --out "$out/sample-$sampler" >/dev/null
+done
+"$ddpm" sample --checkpoint "$root/models/fashion-mnist-cond" --sampler ddim --steps 10 --n 4 --class 3 --guidance-scale 3 \
+  --seed 7 --precision fp32 --out "$out/sample-cfg" >/dev/null
+(cd "$out" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
