@@ -277,8 +277,7 @@ public static class EvalCommand
             var settings = SamplerOptions.Resolve(o.Sampling, model!.Config.Diffusion, clip: true);
             int s = settings.Steps;
             steps = s;
-            var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
-            using var disposeScheduler = scheduler as IDisposable;
+            using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
             samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
             int calls = scheduler.Timesteps.Count;
             networkCalls = calls;

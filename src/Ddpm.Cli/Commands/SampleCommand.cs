@@ -115,17 +115,17 @@ public static class SampleCommand
         int count = options.AllClasses ? options.Count * classes : options.Count;
         int ClassOf(int i) => options.AllClasses ? i / options.Count : options.Class ?? i % classes;
 
-        using SchedulerHandle scheduler = new(SamplerFactory.Create(model.Config.Diffusion, settings));
+        using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
         var sampleShape = model.Model.SampleShape;
         int batches = (count + options.Batch - 1) / options.Batch;
         string samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
-        int calls = scheduler.Inner.Timesteps.Count; // network calls per batch (Heun: 2·steps − 1)
+        int calls = scheduler.Timesteps.Count; // network calls per batch (Heun: 2·steps − 1)
 
         using var generator = new Generator((ulong)options.Seed);
         var parts = new List<Tensor>();
         var frames = new List<(int Step, int Timestep, Tensor Sample, Tensor X0)>();
         int[] frameSteps = options.Gif ? FrameSteps(calls) : Array.Empty<int>();
-        var timesteps = scheduler.Inner.Timesteps.ToArray();
+        var timesteps = scheduler.Timesteps.ToArray();
         var watch = Stopwatch.StartNew();
         try
         {
@@ -138,7 +138,7 @@ public static class SampleCommand
                     using var labels = classes > 0
                         ? tensor(Enumerable.Range(start, size).Select(i => (long)ClassOf(i)).ToArray(), dtype: ScalarType.Int64)
                         : null;
-                    var denoiser = guide.Denoiser(labels, scheduler.Inner);
+                    var denoiser = guide.Denoiser(labels, scheduler);
                     var shape = new[] { (long)size }.Concat(sampleShape).ToArray();
                     Action<SamplingStepView>? onStep = null;
                     if (b == 0 && options.Gif)
@@ -152,7 +152,7 @@ public static class SampleCommand
                                 view.PredictedX0.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope()));
                         };
                     }
-                    var samples = DiffusionSampler.Sample(scheduler.Inner, denoiser, shape, generator, progress: new OffsetProgress(task, (long)b * calls), onStep: onStep);
+                    var samples = DiffusionSampler.Sample(scheduler, denoiser, shape, generator, progress: new OffsetProgress(task, (long)b * calls), onStep: onStep);
                     parts.Add(samples.DetachFromDisposeScope());
                 }
             });
@@ -186,13 +186,6 @@ public static class SampleCommand
         if (samples.Count > 2) others.Add($"{samples[0]} … {samples[^1]}");
         else others.AddRange(samples);
         return string.Join(", ", others);
-    }
-
-    /// <summary>A scheduler together with its disposal.</summary>
-    private sealed class SchedulerHandle(IScheduler inner) : IDisposable
-    {
-        public IScheduler Inner { get; } = inner;
-        public void Dispose() => (Inner as IDisposable)?.Dispose();
     }
 
     /// <summary>The step indices (0-based, ascending) shown in the GIF: all of them up to <see cref="GifFrames"/>, else evenly spaced, always the last.</summary>

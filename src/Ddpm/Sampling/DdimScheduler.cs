@@ -10,7 +10,7 @@ namespace Ddpm.Sampling;
 /// σ_t(η) = η √((1 − ᾱ_{t'})/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'}) (Eq. 16), where t' is the next timestep in the list
 /// (ᾱ = 1 after the last). η = 0 is the deterministic sampler; η = 1 over all steps is DDPM with σ² = β̃.
 /// </summary>
-public sealed class DdimScheduler : IScheduler, IDisposable
+public sealed class DdimScheduler : IScheduler
 {
     private readonly GaussianDiffusion _diffusion;
     private readonly double[] _alphasCumprod;

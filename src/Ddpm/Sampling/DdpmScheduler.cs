@@ -9,7 +9,7 @@ namespace Ddpm.Sampling;
 /// Over a subset of timesteps the betas are recomputed from the kept ᾱ (improved-diffusion's respacing), and the
 /// model is still called with the original timesteps.
 /// </summary>
-public sealed class DdpmScheduler : IScheduler, IDisposable
+public sealed class DdpmScheduler : IScheduler
 {
     private readonly DiffusionConfig _config;
     private readonly GaussianDiffusion _trainDiffusion;

@@ -12,7 +12,7 @@ namespace Ddpm.Sampling;
 /// r = (λ_s − λ_{s′})/h, with s′ the previous step (Algorithm 2, the "2M" variant diffusers implements). One network
 /// call per step. The first step has no history and the last one ends at σ = 0 (x = x̂_0), so both are first order.
 /// </summary>
-public sealed class DpmSolverMultistepScheduler : IScheduler, IDisposable
+public sealed class DpmSolverMultistepScheduler : IScheduler
 {
     private readonly GaussianDiffusion _diffusion;
     private readonly double[] _alphasCumprod;

@@ -8,9 +8,9 @@ public sealed record SchedulerStepOutput(Tensor PrevSample, Tensor PredictedX0);
 
 /// <summary>
 /// The diffusers scheduler protocol: choose the inference timesteps, then walk them in order calling the model at
-/// each and passing its output to <see cref="Step"/>.
+/// each and passing its output to <see cref="Step"/>. A scheduler holds its coefficients as tensors: dispose it.
 /// </summary>
-public interface IScheduler
+public interface IScheduler : IDisposable
 {
     /// <summary>T, the number of training timesteps the model knows.</summary>
     int TrainTimesteps { get; }

@@ -23,7 +23,7 @@ public enum OdeMethod
 /// Heun needs two network calls per step, so (as in diffusers' HeunDiscreteScheduler) <see cref="Timesteps"/> lists
 /// every interior timestep twice and <see cref="Step"/> alternates between the predictor and the corrector.
 /// </summary>
-public sealed class ProbabilityFlowScheduler : IScheduler, IDisposable
+public sealed class ProbabilityFlowScheduler : IScheduler
 {
     private readonly GaussianDiffusion _diffusion;
     private readonly double[] _alphasCumprod;

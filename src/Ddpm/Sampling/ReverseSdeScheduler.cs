@@ -12,7 +12,7 @@ namespace Ddpm.Sampling;
 /// to x̂_0 = E[x_0 | x_t] (Song et al.'s final "denoise" step) instead of a step into τ = 0, where the score diverges.
 /// One network call per step; first order in the weak sense, so it wants many steps.
 /// </summary>
-public sealed class ReverseSdeScheduler : IScheduler, IDisposable
+public sealed class ReverseSdeScheduler : IScheduler
 {
     private readonly GaussianDiffusion _diffusion;
     private readonly double[] _alphasCumprod;

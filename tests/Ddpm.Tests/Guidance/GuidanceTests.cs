@@ -116,8 +116,7 @@ public class GuidanceTests
         for (int k = 0; k < 2; k++)
         {
             var labels = full(new long[] { n }, (long)k, dtype: ScalarType.Int64);
-            var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, steps, Clip: false));
-            using var dispose = scheduler as IDisposable;
+            using var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, steps, Clip: false));
             Denoiser model = all.Denoiser(schedule);
             if (scheduler is DdpmScheduler ddpm) ddpm.MeanShift = ClassifierGuidance.ScaledGradient(classifier, labels, 1.0);
             else model = ClassifierGuidance.EpsilonGuided(model, diffusion, classifier, labels, 1.0);
@@ -126,8 +125,7 @@ public class GuidanceTests
             Assert.True(near > 0.99, $"{kind}: {near:P1} of the class-{k} samples are at its point");
         }
         // Unguided, the same sampler splits between the points.
-        var plain = SamplerFactory.Create(Config, new SamplerSettings(kind, steps, Clip: false));
-        using (plain as IDisposable)
+        using (var plain = SamplerFactory.Create(Config, new SamplerSettings(kind, steps, Clip: false)))
         {
             var samples = DiffusionSampler.Sample(plain, all.Denoiser(schedule), new long[] { n, 2 }, new Generator(7), ScalarType.Float64);
             Assert.InRange(FractionNear(samples, PointsByClass[0], 0.05), 0.35, 0.65);

@@ -49,8 +49,7 @@ public class ShippedGuidanceModelsTests(TrainedFeatureNetFixture fixture) : ICla
             var unet = (UNet)network;
             Assert.Equal(10, unet.Config.NumClasses);
             using var scope = NewDisposeScope();
-            var scheduler = SamplerFactory.Create(config.Diffusion, new SamplerSettings(SamplerKind.Ddim, 20));
-            using var disposeScheduler = scheduler as IDisposable;
+            using var scheduler = SamplerFactory.Create(config.Diffusion, new SamplerSettings(SamplerKind.Ddim, 20));
             var labels = full(new long[] { count }, dress, dtype: ScalarType.Int64);
             var denoiser = ClassifierFreeGuidance.Create((x, t, y) => unet.Forward(x, t, y), labels, 3.0, unet.Config.NullClass, unet.Config.InChannels);
             Tensor samples;

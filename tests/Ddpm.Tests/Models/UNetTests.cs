@@ -103,7 +103,7 @@ public class UNetTests
     [Fact]
     public void EveryParameterGradientMatchesAFloat64Copy()
     {
-        // This catches a wrong kernel anywhere in the network (PLATFORM.md §3): float32 gradients of the whole tiny
+        // This catches a wrong kernel anywhere in the network (oneDNN's wrong input gradients for output channels not a multiple of 16; see Runtime/Layers): float32 gradients of the whole tiny
         // U-Net within 1e-4 relative error of the same network in float64.
         using var scope = NewDisposeScope();
         manual_seed(5);

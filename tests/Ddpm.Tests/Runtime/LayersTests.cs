@@ -23,7 +23,7 @@ public class LayersTests
     private static void AssertSmall(double error, double tolerance, string what)
         => Assert.True(error < tolerance, $"{what}: relative error {error:E3} is not below {tolerance:E0}.");
 
-    // PLATFORM.md §3: float32 vs float64, batch 16, 32 -> Cout, 28x28. Cout in {1, 3, 8, 17} hit the broken oneDNN
+    // oneDNN's defect (Runtime/Layers): float32 vs float64, batch 16, 32 -> Cout, 28x28. Cout in {1, 3, 8, 17} hit the broken oneDNN
     // backward-data kernel when run unpadded; 32 takes the direct (unpadded) path; the last three cover other kernels.
     [Theory]
     [InlineData(1, 3, 1, 1, true)]

@@ -176,13 +176,13 @@ public class LearnedVarianceSamplingTests
         var epsilon = oracle.Denoiser(Schedule);
         Denoiser withVariance = (x, t) => cat(new[] { epsilon(x, t), full(x.shape, -3.0 + 0.001 * t[0].item<long>(), dtype: x.dtype) }, 1);
         var settings = new SamplerSettings(kind, 10, Clip: false);
-        using var learned = SamplerFactory.Create(Config(VarianceType.LearnedRange), settings) as IDisposable;
-        using var plain = SamplerFactory.Create(Config(VarianceType.FixedSmall), settings) as IDisposable;
+        using var learned = SamplerFactory.Create(Config(VarianceType.LearnedRange), settings);
+        using var plain = SamplerFactory.Create(Config(VarianceType.FixedSmall), settings);
         var xT = randn(new long[] { 64, 2 }, dtype: ScalarType.Float64, generator: new Generator(13));
-        var a = DiffusionSampler.Sample((IScheduler)learned!, withVariance, xT, new Generator(14));
-        var b = DiffusionSampler.Sample((IScheduler)plain!, epsilon, xT, new Generator(14));
+        var a = DiffusionSampler.Sample(learned, withVariance, xT, new Generator(14));
+        var b = DiffusionSampler.Sample(plain, epsilon, xT, new Generator(14));
         Assert.Equal(0.0, Numerics.MaxAbs(a - b));
         // A sample shape whose channels do not match half the output is refused, not silently split.
-        Assert.Throws<ArgumentException>(() => DiffusionSampler.Sample((IScheduler)learned!, epsilon, xT, new Generator(14)));
+        Assert.Throws<ArgumentException>(() => DiffusionSampler.Sample(learned, epsilon, xT, new Generator(14)));
     }
 }

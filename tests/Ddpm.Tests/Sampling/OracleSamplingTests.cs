@@ -351,8 +351,8 @@ public class OracleSamplingTests
         foreach (int steps in new[] { 1, 4, 7 })
         {
             int calls = 0;
-            using var scheduler = SamplerFactory.Create(config, new SamplerSettings(kind, steps, Clip: false)) as IDisposable;
-            DiffusionSampler.Sample((IScheduler)scheduler!, (x, t) => { calls++; return denoiser(x, t); }, new long[] { 8, 2 }, new Generator(30), ScalarType.Float64);
+            using var scheduler = SamplerFactory.Create(config, new SamplerSettings(kind, steps, Clip: false));
+            DiffusionSampler.Sample(scheduler, (x, t) => { calls++; return denoiser(x, t); }, new long[] { 8, 2 }, new Generator(30), ScalarType.Float64);
             Assert.Equal(calls, SamplerFactory.NetworkCalls(kind, steps));
         }
     }

@@ -73,8 +73,7 @@ public class SolverTests(ITestOutputHelper output)
         var errors = new double[steps.Length];
         for (int i = 0; i < steps.Length; i++)
         {
-            var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, steps[i], Clip: false, Spacing: spacing));
-            using var dispose = scheduler as IDisposable;
+            using var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, steps[i], Clip: false, Spacing: spacing));
             errors[i] = RmsError(scheduler, xT, oracle, schedule);
         }
         double order = -Slope(steps, errors); // error ∝ steps^−order
@@ -110,8 +109,7 @@ public class SolverTests(ITestOutputHelper output)
         var xT = StartingNoise();
         double Error(SamplerKind kind, TimestepSpacing spacing)
         {
-            var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, calls, Clip: false, Spacing: spacing));
-            using var dispose = scheduler as IDisposable;
+            using var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, calls, Clip: false, Spacing: spacing));
             Assert.Equal(calls, scheduler.Timesteps.Count);
             return RmsError(scheduler, xT, oracle, schedule);
         }
