@@ -1,3 +1,4 @@
+using Ddpm.Schedules;
 using Ddpm.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,7 +53,7 @@ public sealed class DpmSolverMultistepScheduler : IScheduler
         _previousX0 = null;
     }
 
-    private static double Lambda(double alphaBar) => 0.5 * Math.Log(alphaBar / (1 - alphaBar));
+    private static double Lambda(double alphaBar) => NoiseLevel.Lambda(alphaBar);
 
     public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
     {

@@ -1,3 +1,4 @@
+using Ddpm.Schedules;
 using Ddpm.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -68,7 +69,7 @@ public sealed class ProbabilityFlowScheduler : IScheduler
     }
 
     private double AlphaBar(int level) => level < _levels.Length ? _alphasCumprod[_levels[level]] : 1.0;
-    private double Sigma(int level) { double a = AlphaBar(level); return Math.Sqrt((1 - a) / a); }
+    private double Sigma(int level) => NoiseLevel.Sigma(AlphaBar(level));
 
     public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
     {

@@ -1,3 +1,5 @@
+using Ddpm.Schedules;
+
 namespace Ddpm.Sampling;
 
 /// <summary>How n inference timesteps are chosen out of T (Lin et al. 2023, Table 2; diffusers' timestep_spacing).</summary>
@@ -73,7 +75,7 @@ public static class TimestepSelection
         if (inferenceSteps < 1 || inferenceSteps > T)
             throw new ArgumentException($"The number of inference steps must be in [1, {T}] (the training timesteps T); got {inferenceSteps}.", nameof(inferenceSteps));
         int n = inferenceSteps;
-        var logSigma = alphasCumprod.Select(a => 0.5 * Math.Log((1 - a) / a)).ToArray();
+        var logSigma = alphasCumprod.Select(NoiseLevel.LogSigma).ToArray();
         double hi = logSigma[T - 1], lo = logSigma[0];
         var targets = new double[n]; // descending log σ
         for (int i = 0; i < n; i++)
