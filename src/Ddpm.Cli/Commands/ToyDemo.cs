@@ -92,8 +92,8 @@ public static class ToyDemo
         using (var data = oracle.Sample(n, generator))
             (dataXs, dataYs) = ScatterPanel.Columns(data);
 
-        using var ddpmScheduler = new DdpmScheduler(config, clipDenoised: false);
-        using var ddimScheduler = new DdimScheduler(config, eta: 0.0, clipSample: false);
+        using var ddpmScheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
+        using var ddimScheduler = new DdimScheduler(config, eta: 0.0, clipping: X0Clipping.None);
         ddimScheduler.SetTimesteps(options.DdimSteps);
 
         ToySamplerResult? ddpm = null, ddim = null;

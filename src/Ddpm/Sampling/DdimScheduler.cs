@@ -20,32 +20,22 @@ public sealed class DdimScheduler : IScheduler
     public int TrainTimesteps => _diffusion.Timesteps;
     public double Eta { get; }
     public TimestepSpacing Spacing { get; }
-    /// <summary>Clamp x̂_0 to [−1, 1] (on by default).</summary>
-    public bool ClipSample { get; }
-    /// <summary>Dynamic thresholding of x̂_0 (Saharia et al. 2022) instead of a plain clamp.</summary>
-    public bool Thresholding { get; }
-    public double ThresholdingRatio { get; }
-    public double ThresholdingMaxValue { get; }
+    /// <summary>What is done to x̂_0: the clamp to [−1, 1] by default, dynamic thresholding, or nothing.</summary>
+    public X0Clipping Clipping { get; }
     public IReadOnlyList<int> Timesteps => _descending;
 
     public DdimScheduler(DiffusionConfig config, double eta = 0.0, TimestepSpacing spacing = TimestepSpacing.Leading,
-        bool clipSample = true, bool thresholding = false, double thresholdingRatio = 0.995, double thresholdingMaxValue = 1.0,
-        NoiseSchedule? schedule = null)
+        X0Clipping? clipping = null, NoiseSchedule? schedule = null)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
             throw new ArgumentException($"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like); got {eta}.", nameof(eta));
-        if (thresholding && !(thresholdingRatio > 0 && thresholdingRatio <= 1))
-            throw new ArgumentException($"thresholdingRatio must be in (0, 1]; got {thresholdingRatio}.", nameof(thresholdingRatio));
-        if (thresholding && !(thresholdingMaxValue >= 1))
-            throw new ArgumentException($"thresholdingMaxValue must be >= 1; got {thresholdingMaxValue}.", nameof(thresholdingMaxValue));
+        clipping ??= new X0Clipping();
+        clipping.Validate();
         _diffusion = schedule is null ? new GaussianDiffusion(config) : new GaussianDiffusion(config, schedule);
         _alphasCumprod = _diffusion.Schedule.AlphasCumprod;
         Eta = eta;
         Spacing = spacing;
-        ClipSample = clipSample;
-        Thresholding = thresholding;
-        ThresholdingRatio = thresholdingRatio;
-        ThresholdingMaxValue = thresholdingMaxValue;
+        Clipping = clipping;
         SetTimesteps(TrainTimesteps);
     }
 
@@ -84,7 +74,7 @@ public sealed class DdimScheduler : IScheduler
     private double AlphaCumprod(int timestep) => timestep >= 0 ? _alphasCumprod[timestep] : 1.0;
 
     private (Tensor X0, Tensor Epsilon) Predict(Tensor modelOutput, int timestep, Tensor sample) =>
-        X0Prediction.Predict(_diffusion, new X0Clipping(ClipSample, Thresholding, ThresholdingRatio, ThresholdingMaxValue), modelOutput, timestep, sample);
+        X0Prediction.Predict(_diffusion, Clipping, modelOutput, timestep, sample);
 
     public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
     {

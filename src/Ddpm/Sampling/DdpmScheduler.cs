@@ -19,16 +19,18 @@ public sealed class DdpmScheduler : IScheduler
 
     public int TrainTimesteps => _trainDiffusion.Timesteps;
     public TimestepSpacing Spacing { get; }
-    /// <summary>Clamp the predicted x_0 to [−1, 1] before forming the mean (on by default, as in the paper's code).</summary>
-    public bool ClipDenoised { get; }
+    /// <summary>What is done to x̂_0 before the mean is formed: the clamp to [−1, 1] by default (as in the paper's code), dynamic thresholding, or nothing.</summary>
+    public X0Clipping Clipping { get; }
     public IReadOnlyList<int> Timesteps { get; private set; }
 
-    public DdpmScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, bool clipDenoised = true)
+    public DdpmScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, X0Clipping? clipping = null)
     {
+        clipping ??= new X0Clipping();
+        clipping.Validate();
         _config = config;
         _trainDiffusion = new GaussianDiffusion(config);
         Spacing = spacing;
-        ClipDenoised = clipDenoised;
+        Clipping = clipping;
         _ascending = Enumerable.Range(0, TrainTimesteps).ToArray();
         _respaced = new GaussianDiffusion(config, _trainDiffusion.Schedule);
         _indexOf = _ascending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
@@ -57,7 +59,13 @@ public sealed class DdpmScheduler : IScheduler
             throw new ArgumentException($"Timestep {timestep} is not one of the scheduler's timesteps; call SetTimesteps and step through Timesteps.", nameof(timestep));
         using var scope = NewDisposeScope();
         var t = full(new long[] { sample.shape[0] }, index, dtype: ScalarType.Int64, device: sample.device);
-        var p = _respaced.PMeanVariance(modelOutput, sample, t, ClipDenoised);
+        var p = _respaced.PMeanVariance(modelOutput, sample, t, Clipping.Clip && !Clipping.Thresholding);
+        if (Clipping.Thresholding)
+        {
+            // The posterior mean μ̃(x_t, x̂_0) (Eq. 7) of the thresholded x̂_0; the variance stays the model's.
+            var x0 = GaussianMath.DynamicThreshold(p.PredictedX0, Clipping.ThresholdingRatio, Clipping.ThresholdingMaxValue);
+            p = p with { Mean = _respaced.QPosteriorMeanVariance(x0, sample, t).Mean, PredictedX0 = x0 };
+        }
         var prev = p.Mean;
         if (MeanShift is not null)
             prev = prev + p.LogVariance.exp() * MeanShift(sample, timestep); // Dhariwal & Nichol 2021, Algorithm 1: μ + s·Σ·∇ log p_φ(y|x_t)

@@ -155,7 +155,7 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
         CheckAscending(diffusion, ascending);
-        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipSample: false, schedule: diffusion.Schedule);
+        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipping: X0Clipping.None, schedule: diffusion.Schedule);
         scheduler.SetTimesteps(ascending);
         return DiffusionSampler.Invert(scheduler, model, x0, progress);
     }
@@ -169,7 +169,7 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
         CheckAscending(diffusion, ascending);
-        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipSample: clip, schedule: diffusion.Schedule);
+        using var scheduler = new DdimScheduler(diffusion.Config, eta: 0.0, clipping: clip ? new X0Clipping() : X0Clipping.None, schedule: diffusion.Schedule);
         scheduler.SetTimesteps(ascending);
         return DiffusionSampler.Sample(scheduler, model, xt, progress: progress);
     }

@@ -39,8 +39,8 @@ public static class SamplerFactory
         var clipping = settings.Clip ? new X0Clipping() : X0Clipping.None;
         IScheduler scheduler = settings.Kind switch
         {
-            SamplerKind.Ddpm => new DdpmScheduler(diffusion, spacing, clipDenoised: settings.Clip),
-            SamplerKind.Ddim => new DdimScheduler(diffusion, settings.Eta, spacing, clipSample: settings.Clip),
+            SamplerKind.Ddpm => new DdpmScheduler(diffusion, spacing, clipping),
+            SamplerKind.Ddim => new DdimScheduler(diffusion, settings.Eta, spacing, clipping),
             SamplerKind.DpmSolver2M => new DpmSolverMultistepScheduler(diffusion, 2, spacing, clipping),
             SamplerKind.Euler => new ProbabilityFlowScheduler(diffusion, OdeMethod.Euler, spacing, clipping),
             SamplerKind.Heun => new ProbabilityFlowScheduler(diffusion, OdeMethod.Heun, spacing, clipping),

@@ -91,7 +91,7 @@ public class GuidanceTests
         using var c1 = ClassOnly(1);
         using var all = Unconditional();
         var network = ConditionalOracle(schedule, new[] { c0, c1 }, all);
-        using var ddim = new DdimScheduler(Config, clipSample: false);
+        using var ddim = new DdimScheduler(Config, clipping: X0Clipping.None);
         ddim.SetTimesteps(50);
         for (int k = 0; k < 2; k++)
         {

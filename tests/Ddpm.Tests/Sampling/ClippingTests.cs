@@ -100,7 +100,7 @@ public class ClippingTests
     public void DdimThresholdsX0PerSampleAndRecomputesEpsilonFromIt()
     {
         using var scope = NewDisposeScope();
-        using var ddim = new DdimScheduler(Config, eta: 0.0, spacing: TimestepSpacing.Leading, thresholding: true, thresholdingRatio: 0.9, thresholdingMaxValue: 2.0);
+        using var ddim = new DdimScheduler(Config, eta: 0.0, spacing: TimestepSpacing.Leading, clipping: new X0Clipping(Thresholding: true, ThresholdingRatio: 0.9, ThresholdingMaxValue: 2.0));
         ddim.SetTimesteps(10);
         const int t = 300, tPrev = 200;
         var (sample, output) = WideInputs(t);
@@ -121,11 +121,14 @@ public class ClippingTests
         }
     }
 
-    [Fact]
-    public void DdpmClampsX0BeforeThePosteriorMean()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DdpmClampsOrThresholdsX0BeforeThePosteriorMean(bool thresholding)
     {
         using var scope = NewDisposeScope();
-        using var ddpm = new DdpmScheduler(Config, TimestepSpacing.Linspace, clipDenoised: true);
+        var clipping = thresholding ? new X0Clipping(Thresholding: true, ThresholdingRatio: 0.9, ThresholdingMaxValue: 2.0) : new X0Clipping();
+        using var ddpm = new DdpmScheduler(Config, TimestepSpacing.Linspace, clipping);
         ddpm.SetTimesteps(10); // round(linspace(0, 999, 10)): 0, 111, 222, 333, 444, 555, ...
         const int t = 555, tPrev = 444;
         var (sample, output) = WideInputs(t);
@@ -140,10 +143,13 @@ public class ClippingTests
         var x = Numerics.ToArray(sample);
         var eps = Numerics.ToArray(output);
         var prev = Numerics.ToArray(step.PrevSample);
-        for (int i = 0; i < x.Length; i++)
+        const int size = 2 * 4 * 4;
+        for (int n = 0; n < 3; n++)
         {
-            double clamped = Math.Clamp((x[i] - b * eps[i]) / a, -1, 1);
-            Assert.Equal(c1 * clamped + c2 * x[i] + sigma * z[i], prev[i], 10);
+            var x0 = Enumerable.Range(0, size).Select(i => (x[n * size + i] - b * eps[n * size + i]) / a).ToArray();
+            x0 = thresholding ? Threshold(x0, 0.9, 2.0) : x0.Select(v => Math.Clamp(v, -1, 1)).ToArray();
+            for (int i = 0; i < size; i++)
+                Assert.Equal(c1 * x0[i] + c2 * x[n * size + i] + sigma * z[n * size + i], prev[n * size + i], 10);
         }
     }
 }

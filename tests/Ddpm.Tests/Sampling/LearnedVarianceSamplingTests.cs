@@ -116,7 +116,7 @@ public class LearnedVarianceSamplingTests
         using var scope = NewDisposeScope();
         var config = Config(variance);
         using var oracle = Oracle();
-        using var scheduler = new DdpmScheduler(config, clipDenoised: false);
+        using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         scheduler.SetTimesteps(steps);
         var samples = DiffusionSampler.Sample(scheduler, ExactVarianceDenoiser(oracle, scheduler.Timesteps, variance), new long[] { 4000, 2 }, new Generator(11), ScalarType.Float64);
 
@@ -148,7 +148,7 @@ public class LearnedVarianceSamplingTests
         using var scope = NewDisposeScope();
         var config = Config(variance);
         using var oracle = Oracle();
-        using var scheduler = new DdpmScheduler(config, clipDenoised: false);
+        using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         scheduler.SetTimesteps(steps);
         double[] g = { 1.5, -1.0 };
         scheduler.MeanShift = (x, t) => tensor(g, dtype: x.dtype).unsqueeze(0).expand(x.shape[0], 2);

@@ -116,7 +116,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config(prediction, variance);
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
-        using var scheduler = new DdpmScheduler(config, clipDenoised: false);
+        using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         var samples = DiffusionSampler.Sample(scheduler, oracle.Denoiser(config.Schedule.Build(), prediction), new long[] { 4000, 2 }, new Generator(1), ScalarType.Float64);
         AssertGaussianMoments(samples, scheduler.Timesteps, variance == VarianceType.FixedLarge ? Kind.DdpmFixedLarge : Kind.DdpmFixedSmall, 0.025);
     }
@@ -130,7 +130,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config(prediction);
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
-        using var scheduler = new DdimScheduler(config, eta: 0.0, spacing: spacing, clipSample: false);
+        using var scheduler = new DdimScheduler(config, eta: 0.0, spacing: spacing, clipping: X0Clipping.None);
         scheduler.SetTimesteps(50);
         var samples = DiffusionSampler.Sample(scheduler, oracle.Denoiser(config.Schedule.Build(), prediction), new long[] { 4000, 2 }, new Generator(2), ScalarType.Float64);
         // 50 deterministic steps shrink the variance by up to 9 % of Σ's scale (DDIM's discretisation error).
@@ -149,7 +149,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config();
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
-        using var scheduler = new DdimScheduler(config, eta: eta, spacing: spacing, clipSample: false);
+        using var scheduler = new DdimScheduler(config, eta: eta, spacing: spacing, clipping: X0Clipping.None);
         scheduler.SetTimesteps(steps);
         var samples = DiffusionSampler.Sample(scheduler, oracle.Denoiser(config.Schedule.Build()), new long[] { 4000, 2 }, new Generator(20), ScalarType.Float64);
         AssertGaussianMoments(samples, scheduler.Timesteps, Kind.Ddim, discretisation, eta);
@@ -175,9 +175,9 @@ public class OracleSamplingTests
         var config = Config();
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
         var denoiser = oracle.Denoiser(config.Schedule.Build());
-        using var ddim = new DdimScheduler(config, eta: 1.0, spacing: TimestepSpacing.Trailing, clipSample: false);
+        using var ddim = new DdimScheduler(config, eta: 1.0, spacing: TimestepSpacing.Trailing, clipping: X0Clipping.None);
         ddim.SetTimesteps(50);
-        using var ddpm = new DdpmScheduler(config, TimestepSpacing.Trailing, clipDenoised: false);
+        using var ddpm = new DdpmScheduler(config, TimestepSpacing.Trailing, clipping: X0Clipping.None);
         ddpm.SetTimesteps(50);
         Assert.Equal(ddpm.Timesteps, ddim.Timesteps);
         var xT = randn(new long[] { 500, 2 }, dtype: ScalarType.Float64, generator: new Generator(21));
@@ -192,7 +192,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config();
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
-        using var scheduler = new DdpmScheduler(config, clipDenoised: false);
+        using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         scheduler.SetTimesteps(100);
         Assert.Equal(999, scheduler.Timesteps[0]);
         Assert.Equal(0, scheduler.Timesteps[^1]);
@@ -235,7 +235,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config();
         using var oracle = GaussianMixtureOracle.Points(Points, PointWeights);
-        using var scheduler = new DdpmScheduler(config, clipDenoised: false);
+        using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         var samples = DiffusionSampler.Sample(scheduler, oracle.Denoiser(config.Schedule.Build()), new long[] { 3000, 2 }, new Generator(4), ScalarType.Float64);
         // The last step adds no noise and predicts x0 from x_1, which the oracle puts on a point up to β̃ effects.
         AssertOnThePointsWithTheRightFrequencies(samples, 0.01);
@@ -247,7 +247,7 @@ public class OracleSamplingTests
         using var scope = NewDisposeScope();
         var config = Config();
         using var oracle = GaussianMixtureOracle.Points(Points, PointWeights);
-        using var scheduler = new DdimScheduler(config, eta: 0.0, clipSample: false);
+        using var scheduler = new DdimScheduler(config, eta: 0.0, clipping: X0Clipping.None);
         scheduler.SetTimesteps(50);
         var samples = DiffusionSampler.Sample(scheduler, oracle.Denoiser(config.Schedule.Build()), new long[] { 3000, 2 }, new Generator(5), ScalarType.Float64);
         AssertOnThePointsWithTheRightFrequencies(samples, 0.01);
@@ -262,9 +262,9 @@ public class OracleSamplingTests
         var config = Config();
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
         var denoiser = oracle.Denoiser(config.Schedule.Build());
-        using var ddim = new DdimScheduler(config, eta: 1.0, clipSample: false);
+        using var ddim = new DdimScheduler(config, eta: 1.0, clipping: X0Clipping.None);
         ddim.SetTimesteps(1000);
-        using var ddpm = new DdpmScheduler(config, clipDenoised: false);
+        using var ddpm = new DdpmScheduler(config, clipping: X0Clipping.None);
         var xT = randn(new long[] { 500, 2 }, dtype: ScalarType.Float64, generator: new Generator(6));
         var a = DiffusionSampler.Sample(ddim, denoiser, xT, new Generator(7));
         var b = DiffusionSampler.Sample(ddpm, denoiser, xT, new Generator(7));
@@ -279,7 +279,7 @@ public class OracleSamplingTests
         var config = Config();
         using var oracle = GaussianMixtureOracle.Gaussian(GaussMean, GaussCov);
         var denoiser = oracle.Denoiser(config.Schedule.Build());
-        using var scheduler = new DdimScheduler(config, eta: 0.0, spacing: TimestepSpacing.Trailing, clipSample: false);
+        using var scheduler = new DdimScheduler(config, eta: 0.0, spacing: TimestepSpacing.Trailing, clipping: X0Clipping.None);
         scheduler.SetTimesteps(100);
         var x0 = oracle.Sample(200, new Generator(8), ScalarType.Float64);
         var xT = DiffusionSampler.Invert(scheduler, denoiser, x0);
@@ -291,7 +291,7 @@ public class OracleSamplingTests
         double err100 = Rms(DiffusionSampler.Sample(scheduler, denoiser, xT), x0);
         Assert.True(err100 < 0.02, $"rms reconstruction error {err100:E2} at 100 steps");
         // The inversion's error is first order in the step size: twice the steps, half the error.
-        using var fine = new DdimScheduler(config, eta: 0.0, spacing: TimestepSpacing.Trailing, clipSample: false);
+        using var fine = new DdimScheduler(config, eta: 0.0, spacing: TimestepSpacing.Trailing, clipping: X0Clipping.None);
         fine.SetTimesteps(200);
         double err200 = Rms(DiffusionSampler.Sample(fine, denoiser, DiffusionSampler.Invert(fine, denoiser, x0)), x0);
         Assert.InRange(err100 / err200, 1.8, 2.2);

@@ -91,7 +91,7 @@ public class SolverTests(ITestOutputHelper output)
         var xT = StartingNoise();
         using var euler = new ProbabilityFlowScheduler(Config, OdeMethod.Euler, TimestepSpacing.Karras, X0Clipping.None);
         euler.SetTimesteps(25);
-        using var ddim = new DdimScheduler(Config, eta: 0, clipSample: false);
+        using var ddim = new DdimScheduler(Config, eta: 0, clipping: X0Clipping.None);
         ddim.SetTimesteps(euler.Timesteps);
         var a = DiffusionSampler.Sample(euler, oracle.Denoiser(schedule), xT);
         var b = DiffusionSampler.Sample(ddim, oracle.Denoiser(schedule), xT);
