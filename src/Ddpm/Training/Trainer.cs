@@ -134,9 +134,8 @@ public sealed class Trainer : IDisposable
     {
         string checkpoints = Path.Combine(RunDirectory, "checkpoints");
         if (Directory.Exists(checkpoints))
-            foreach (string stale in Directory.GetDirectories(checkpoints, ".step-*"))
-                if (Path.GetFileName(stale).Contains(".tmp-", StringComparison.Ordinal) || Path.GetFileName(stale).Contains(".old-", StringComparison.Ordinal))
-                    Directory.Delete(stale, recursive: true);
+            foreach (string stale in Directory.GetDirectories(checkpoints, ".step-*.tmp-*").Concat(Directory.GetDirectories(checkpoints, ".step-*.old-*")))
+                Directory.Delete(stale, recursive: true);
         string logPath = Path.Combine(RunDirectory, LogFile);
         if (!File.Exists(logPath)) return;
         var lines = File.ReadAllLines(logPath);

@@ -17,12 +17,8 @@ public class TrainCommandTests
     {
         // A child process, as a user's `ddpm train ... &`: SIGTERM must save the current step and exit with 130.
         using var dir = new TempDirectory();
-        string cli = Path.Combine(AppContext.BaseDirectory, "Ddpm.Cli.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { cli, "train", "--dataset", "toy:moons", "--steps", "10000000", "--batch", "64", "--warmup", "10",
-                     "--checkpoint-every", "1000000", "--log-every", "1", "--out", dir.Combine("run") })
-            start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
+        using var process = StartChild("train", "--dataset", "toy:moons", "--steps", "10000000", "--batch", "64", "--warmup", "10",
+            "--checkpoint-every", "1000000", "--log-every", "1", "--out", dir.Combine("run"));
         try
         {
             var stderr = process.StandardError.ReadToEndAsync();

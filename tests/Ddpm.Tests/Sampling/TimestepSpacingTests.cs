@@ -22,7 +22,11 @@ public class TimestepSpacingTests
         return data;
     }
 
-    private static IReadOnlyList<SpacingCase> Fixture()
+    private static IReadOnlyList<SpacingCase> Fixture() => LoadedFixture.Value;
+
+    private static readonly Lazy<IReadOnlyList<SpacingCase>> LoadedFixture = new(ReadFixture);
+
+    private static IReadOnlyList<SpacingCase> ReadFixture()
     {
         var path = Path.Combine(ShippedModels.RepositoryRoot, "tests", "Ddpm.Tests", "Fixtures", "timestep-spacings.json");
         using var document = JsonDocument.Parse(File.ReadAllText(path));
