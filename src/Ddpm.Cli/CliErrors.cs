@@ -68,9 +68,9 @@ public static class CliErrors
         string message;
         switch (exception)
         {
-            case CliUsageException usage:
+            case CliUsageException or Ddpm.Generation.InvalidRequestException:
                 code = ExitCodes.Usage;
-                message = usage.Message;
+                message = exception.Message;
                 break;
             case ArgumentException argument:
                 code = ExitCodes.Usage;

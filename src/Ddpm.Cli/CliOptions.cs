@@ -105,13 +105,7 @@ public static class CliOptions
         };
 
     /// <summary>FixedSmall → fixed-small, X0 → x0; a [Description] on the member overrides it (DpmSolver2M → dpm++2m).</summary>
-    public static string Kebab<T>(T value) where T : struct, Enum
-    {
-        var member = typeof(T).GetField(value.ToString());
-        if (member?.GetCustomAttributes(typeof(System.ComponentModel.DescriptionAttribute), false) is [System.ComponentModel.DescriptionAttribute d, ..])
-            return d.Description;
-        return System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
-    }
+    public static string Kebab<T>(T value) where T : struct, Enum => Ddpm.IO.EnumNames.Kebab(value);
 
     /// <summary>--precision auto|fp32|bf16: how a U-Net computes (auto: bf16 where the CPU has native bfloat16).</summary>
     public static Option<PrecisionChoice> Precision() =>

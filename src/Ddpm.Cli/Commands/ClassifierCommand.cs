@@ -1,3 +1,4 @@
+using Ddpm.Generation;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;

@@ -1,3 +1,4 @@
+using Ddpm.Generation;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -64,10 +65,4 @@ public static class FidNetCommand
         CliErrors.RequireSubcommand(command, $"{Program.Name} fid-net");
         return command;
     }
-}
-
-/// <summary>An <see cref="IProgress{T}"/> that calls its handler on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-public sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
-{
-    public void Report(T value) => handler(value);
 }

@@ -1,22 +1,10 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using Ddpm.Diffusion;
+using Ddpm.Cli.Output;
+using Ddpm.Generation;
 using Ddpm.Imaging;
-using Ddpm.Sampling;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Ddpm.Cli.Commands;
-
-/// <summary>How <c>ddpm interpolate</c> encodes and decodes.</summary>
-public enum InterpolationMethod
-{
-    /// <summary>q(x_t | x_0) with one shared ε, slerp, DDPM ancestral decoding from t with shared noise (Ho et al. 2020, §4.3).</summary>
-    Noise,
-    /// <summary>Deterministic DDIM inversion to t, slerp, DDIM decoding (Song et al. 2020, §5.3).</summary>
-    Ddim,
-}
 
 /// <summary>The options of <c>ddpm interpolate</c>; <see cref="T"/> is the paper's 1-based t (null: half the checkpoint's T).</summary>
 public sealed record InterpolateOptions(
@@ -38,7 +26,7 @@ public sealed record InterpolateOptions(
 /// </summary>
 public static class InterpolateCommand
 {
-    public const int MaxSteps = 64;
+    public const int MaxSteps = InterpolationJob.MaxSteps;
 
     public static Command Create(CliContext context)
     {
@@ -74,62 +62,16 @@ public static class InterpolateCommand
     public static void Run(InterpolateOptions options, CliContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Steps < 2 || options.Steps > MaxSteps)
-            throw new CliUsageException($"--steps must be from 2 to {MaxSteps}; got {options.Steps}.");
-
-        using var model = CommandInputs.LoadCheckpoint(options.Checkpoint, options.RawWeights);
-        if (!model.Model.IsImageModel)
-            throw new CliUsageException($"'{model.Directory}' holds a 2-D toy model; 'ddpm interpolate' needs an image model.");
-        int T = model.Timesteps;
-        int level = options.T ?? Math.Max(1, T / 2);
-        if (level < 1 || level > T)
-            throw new CliUsageException($"--t must be from 1 to {T} (the checkpoint's diffusion steps T); got {level}.");
-        using var scope = NewDisposeScope();
-        var imageA = CommandInputs.LoadImage("--a", options.A, model, options.DataDir);
-        var imageB = CommandInputs.LoadImage("--b", options.B, model, options.DataDir);
-
-        using var diffusion = new GaussianDiffusion(model.Config.Diffusion);
-        using var generator = new Generator((ulong)options.Seed);
-        var denoiser = model.Denoising.AsDenoiser();
-        var lambdas = Interpolation.Weights(options.Steps);
-        int index = level - 1;
-        Tensor decoded = null!;
-        var watch = Stopwatch.StartNew();
-        string description;
-        if (options.Method == InterpolationMethod.Noise)
-        {
-            description = $"noise: q(x_t|x_0) with shared noise at t = {level}, slerp, {level} DDPM steps";
-            CommandInputs.WithProgress(context, description, level, task =>
-            {
-                var epsilon = randn(imageA.shape, generator: generator);
-                var latentA = Interpolation.Encode(diffusion, imageA, index, epsilon);
-                var latentB = Interpolation.Encode(diffusion, imageB, index, epsilon);
-                var path = Interpolation.SlerpPath(latentA, latentB, lambdas);
-                decoded = Interpolation.ReverseFrom(diffusion, denoiser, path, index, generator, sharedNoise: true, progress: new OffsetProgress(task, 0));
-            });
-        }
-        else
-        {
-            var timesteps = Interpolation.DdimTimesteps(index, options.DdimSteps);
-            description = $"ddim: {timesteps.Length}-step DDIM inversion to t = {level}, slerp, {timesteps.Length}-step DDIM decoding";
-            CommandInputs.WithProgress(context, description, 2L * timesteps.Length, task =>
-            {
-                var latents = Interpolation.DdimInvert(diffusion, denoiser, cat(new[] { imageA, imageB }, 0), timesteps, new OffsetProgress(task, 0));
-                var path = Interpolation.SlerpPath(latents.narrow(0, 0, 1), latents.narrow(0, 1, 1), lambdas);
-                decoded = Interpolation.DdimDecode(diffusion, denoiser, path, timesteps, clip: true, new OffsetProgress(task, timesteps.Length));
-            });
-        }
-        watch.Stop();
-
-        var strip = cat(new[] { imageA, decoded, imageB }, 0);
-        var labels = new[] { "a" }.Concat(lambdas.Select(l => l.ToString("0.##", CultureInfo.InvariantCulture))).Append("b").ToArray();
-        using var bitmap = LabelledGrid.Render(strip, (int)strip.shape[0], labels, LabelledGrid.ScaleFor(strip.shape[2]));
+        var request = new InterpolationRequest(options.A, options.B, options.T, options.Steps, options.Method, options.Seed, options.DataDir, options.DdimSteps);
+        using var model = DiffusionModel.Load(options.Checkpoint, options.RawWeights);
+        using var result = ProgressBars.Run(context, progress => InterpolationJob.Run(model, request, progress));
+        using var bitmap = LabelledGrid.Render(result.Strip, (int)result.Strip.shape[0], result.Labels.ToArray(), LabelledGrid.ScaleFor(result.Strip.shape[2]));
         ImageGrid.SavePng(bitmap, options.Output);
 
         context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{description}; {options.Steps} interpolants in {watch.Elapsed.TotalSeconds:0.0} s"));
+            $"{result.Description}; {options.Steps} interpolants in {result.Elapsed.TotalSeconds:0.0} s"));
         context.Out.WriteLine($"weights: {(model.Ema ? "EMA" : "raw")} weights of {model.Directory}");
-        context.Out.WriteLine($"wrote {options.Output}: a, lambda = {string.Join(" ", labels.Skip(1).Take(options.Steps))}, b");
+        context.Out.WriteLine($"wrote {options.Output}: a, lambda = {string.Join(" ", result.Labels.Skip(1).Take(options.Steps))}, b");
         context.Out.Flush();
     }
 }

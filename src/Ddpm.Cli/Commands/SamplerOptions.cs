@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddpm.Diffusion;
+using Ddpm.Generation;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 
@@ -57,29 +58,11 @@ public sealed class SamplerOptions
     /// <summary>How the network computes for these values on this CPU (a usage error for bf16 on a CPU without it).</summary>
     public static ComputeSettings Compute(Values v) => CliOptions.Compute(v.Precision);
 
-    /// <summary>Checks the combination against the checkpoint's T and diffusion; every problem is a one-line usage error.</summary>
-    public static SamplerSettings Resolve(Values v, DiffusionConfig diffusion, bool clip)
+    /// <summary>The library's sampler choice for these values (eta only when given, so that it is checked against the sampler).</summary>
+    public static SamplerChoice Choice(Values v)
     {
         ArgumentNullException.ThrowIfNull(v);
-        if (v.EtaGiven && v.Sampler != SamplerKind.Ddim)
-            throw new CliUsageException("--eta applies to --sampler ddim only; add --sampler ddim or drop --eta.");
-        if (!(v.Eta >= 0 && v.Eta <= 1)) throw new CliUsageException($"--eta must be a number in [0, 1]; got {v.Eta}.");
-        if (v.Variance is not null && v.Sampler != SamplerKind.Ddpm)
-            throw new CliUsageException("--variance applies to --sampler ddpm only (the other samplers do not draw with the reverse variance).");
-        int T = diffusion.Schedule.Timesteps;
-        int steps = v.Steps ?? SamplerFactory.DefaultSteps(v.Sampler, T);
-        if (steps < 1 || steps > T)
-            throw new CliUsageException($"--steps must be from 1 to {T} (the checkpoint's diffusion steps T); got {steps}.");
-        var settings = new SamplerSettings(v.Sampler, steps, v.Eta, clip, v.Variance, v.Spacing);
-        try
-        {
-            SamplerFactory.WithVariance(diffusion, v.Variance);
-        }
-        catch (ArgumentException e)
-        {
-            throw new CliUsageException(e.Message);
-        }
-        return settings;
+        return new SamplerChoice(v.Sampler, v.Steps, v.EtaGiven ? v.Eta : null, v.Spacing, v.Variance);
     }
 
     /// <summary>An optional enum option (kebab-case names); null when not given.</summary>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Ddpm.Generation;
 using Ddpm.Imaging;
 using Ddpm.IO;
 using Ddpm.Training;
@@ -22,17 +23,7 @@ public static class ToolsCommands
         var loss = new Command("loss", "Plot the training loss of a run (raw and moving average, log scale).") { log, output, smooth };
         loss.SetAction(parse =>
         {
-            string path = parse.GetValue(log)!;
-            if (Directory.Exists(path)) path = Path.Combine(path, "log.jsonl");
-            if (!File.Exists(path)) throw new CliUsageException($"'{path}' does not exist: pass a run's log.jsonl or its run directory.");
-            var records = new List<TrainingProgress>();
-            foreach (var (line, i) in File.ReadLines(path).Select((l, i) => (l, i)))
-            {
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                try { records.Add(JsonSerializer.Deserialize<TrainingProgress>(line, Json.Compact)!); }
-                catch (JsonException) { throw new CliUsageException($"{path} line {i + 1} is not a training log record: pass the log.jsonl written by 'ddpm train'."); }
-            }
-            if (records.Count == 0) throw new CliUsageException($"{path} has no records yet.");
+            var records = TrainingLog.Read(parse.GetValue(log)!);
             var steps = records.Select(r => (double)r.Step).ToArray();
             var raw = records.Select(r => r.Loss).ToArray();
             int w = parse.GetValue(smooth);
@@ -66,10 +57,10 @@ public static class ToolsCommands
                 else if (File.Exists(path)) files.Add(path);
                 else throw new CliUsageException($"'{path}' does not exist: pass the JSON files written by 'ddpm eval fid --out' or their directory.");
             }
-            var rows = new List<FidReport>();
+            var rows = new List<FidResult>();
             foreach (string file in files)
             {
-                try { rows.Add(JsonSerializer.Deserialize<FidReport>(File.ReadAllText(file), Json.Options)!); }
+                try { rows.Add(JsonSerializer.Deserialize<FidResult>(File.ReadAllText(file), Json.Options)!); }
                 catch (JsonException) { throw new CliUsageException($"{file} is not a report of 'ddpm eval fid --out'."); }
             }
             // Guided sampling costs more than its network calls (a doubled batch, a classifier's gradient) and aims at
@@ -109,22 +100,8 @@ public static class ToolsCommands
         var export = new Command("export", "Write a checkpoint's EMA weights as a standalone model directory that 'ddpm sample --checkpoint' accepts.") { checkpoint, output, half };
         export.SetAction(parse =>
         {
-            string dir = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
-            var (network, config) = Checkpoint.LoadNetwork(dir, useEma: true);
-            using (network)
-            {
-                var dtype = parse.GetValue(half) ? ScalarType.Float16 : ScalarType.Float32;
-                using var scope = NewDisposeScope();
-                var weights = Checkpoint.NamedTensors(network).ToDictionary(p => p.Name, p => p.Tensor.detach().to_type(dtype));
-                string target = parse.GetValue(output)!;
-                Checkpoint.WriteDirectory(target, temp =>
-                {
-                    AtomicFile.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFile), Json.Serialize(config with { Training = config.Training }));
-                    SafeTensors.Save(Path.Combine(temp, Checkpoint.EmaFile), weights, new Dictionary<string, string> { ["source"] = Path.GetFileName(dir) });
-                });
-                long bytes = new DirectoryInfo(target).GetFiles().Sum(f => f.Length);
-                context.Console.MarkupLine($"wrote [bold]{Markup.Escape(target)}[/] ({bytes / 1e6:F1} MB, {dtype}) from {Markup.Escape(dir)}");
-            }
+            var result = ModelExport.Run(parse.GetValue(checkpoint)!, parse.GetValue(output)!, parse.GetValue(half));
+            context.Console.MarkupLine($"wrote [bold]{Markup.Escape(result.Directory)}[/] ({result.Bytes / 1e6:F1} MB, {result.DType}) from {Markup.Escape(result.Source)}");
             return ExitCodes.Success;
         });
         return export;

@@ -1,3 +1,5 @@
+using Ddpm.IO;
+using Ddpm.Generation;
 using System.Diagnostics;
 using System.Globalization;
 using Ddpm.Cli.Output;

@@ -13,18 +13,19 @@ public sealed record ReverseStep(Tensor Mean, Tensor Variance, Tensor LogVarianc
 /// <summary>Per-example loss terms, each of shape [B]; <see cref="Mse"/> and <see cref="Vb"/> are null when the loss has no such term.</summary>
 public sealed record LossTerms(Tensor Loss, Tensor? Mse, Tensor? Vb);
 
-/// <summary>Per-example negative log-likelihood bound in bits/dim (improved-diffusion's calc_bpd_loop).</summary>
-/// <param name="Total">Prior + Σ_t vb_t, shape [B].</param>
-/// <param name="Prior">L_T = KL(q(x_T|x_0) ‖ N(0, I)), shape [B].</param>
-/// <param name="Vb">The terms L_{t−1} (and L_0 at index 0), shape [B, T].</param>
-/// <param name="X0Mse">The squared error of the predicted x_0 at each t, shape [B, T].</param>
-public sealed record BpdResult(Tensor Total, Tensor Prior, Tensor Vb, Tensor X0Mse);
-
 /// <summary>
-/// A stratified estimate of the bound in bits/dim, float64 [B] each: <see cref="Total"/> = <see cref="Prior"/> (L_T) +
-/// <see cref="Kl"/> (the estimate of Σ_{t=1}^{T−1} L_t) + <see cref="Decoder"/> (L_0).
+/// The variational bound −log p_θ(x_0) ≤ L_T + Σ_{t=1}^{T−1} L_t + L_0 per example in bits/dim, float64 [B] each:
+/// <see cref="Total"/> = <see cref="Prior"/> (L_T) + <see cref="Kl"/> (Σ L_t, summed or estimated) + <see cref="Decoder"/> (L_0).
+/// The full bound also keeps every term, <see cref="Terms"/> [B, T] (L_0 at index 0), and the squared error of the
+/// predicted x_0 at each t, <see cref="X0Mse"/> [B, T]; an estimate has neither.
 /// </summary>
-public sealed record BpdEstimate(Tensor Total, Tensor Prior, Tensor Kl, Tensor Decoder);
+public sealed record BitsPerDim(Tensor Total, Tensor Prior, Tensor Kl, Tensor Decoder, Tensor? Terms = null, Tensor? X0Mse = null) : IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var t in new[] { Total, Prior, Kl, Decoder, Terms, X0Mse }) t?.Dispose();
+    }
+}
 
 /// <summary>
 /// All diffusion math of Ho et al. 2020 and its follow-ups, independent of the network: the forward process,
@@ -361,7 +362,7 @@ public sealed class GaussianDiffusion : IDisposable
     /// The full variational bound −log p_θ(x_0) ≤ L_T + Σ_{t>1} L_{t−1} + L_0 in bits/dim, summing all T terms
     /// (improved-diffusion's calc_bpd_loop). Runs under no_grad; results are float64.
     /// </summary>
-    public BpdResult CalcBpdLoop(Denoiser model, Tensor x0, Generator? generator = null, bool clipDenoised = true,
+    public BitsPerDim CalcBpdLoop(Denoiser model, Tensor x0, Generator? generator = null, bool clipDenoised = true,
         IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -384,7 +385,9 @@ public sealed class GaussianDiffusion : IDisposable
         }
         var prior = PriorBpd(x0).to_type(ScalarType.Float64).cpu().DetachFromDisposeScope();
         var total = (vbAll.sum(1) + prior).DetachFromDisposeScope();
-        return new BpdResult(total, prior, vbAll, mseAll);
+        var kl = vbAll.narrow(1, 1, Timesteps - 1).sum(1).DetachFromDisposeScope();
+        var decoder = vbAll.select(1, 0).clone().DetachFromDisposeScope();
+        return new BitsPerDim(total, prior, kl, decoder, vbAll, mseAll);
     }
 
     /// <summary>
@@ -394,7 +397,7 @@ public sealed class GaussianDiffusion : IDisposable
     /// within each block for each image, and the block contributes n_k·L_t. Each image gets its own draws, so the
     /// spread of the per-image totals already contains the sampling error. Results are float64 [B].
     /// </summary>
-    public BpdEstimate EstimateBpd(Denoiser model, Tensor x0, int strata, Generator? generator = null, bool clipDenoised = true,
+    public BitsPerDim EstimateBpd(Denoiser model, Tensor x0, int strata, Generator? generator = null, bool clipDenoised = true,
         IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -425,7 +428,7 @@ public sealed class GaussianDiffusion : IDisposable
         }
         var prior = PriorBpd(x0).to_type(ScalarType.Float64).cpu().DetachFromDisposeScope();
         var total = (prior + kl + decoder).DetachFromDisposeScope();
-        return new BpdEstimate(total, prior, kl, decoder);
+        return new BitsPerDim(total, prior, kl, decoder);
     }
 
     public void Dispose()

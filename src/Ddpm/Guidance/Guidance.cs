@@ -46,9 +46,21 @@ public static class ClassifierFreeGuidance
     }
 }
 
+/// <summary>The model call for one batch: the denoiser, and for the samplers that take one, a guidance shift of the reverse mean.</summary>
+public sealed record GuidedDenoiser(Denoiser Denoiser, Sampling.MeanShift? MeanShift = null);
+
 /// <summary>Classifier guidance (Dhariwal &amp; Nichol 2021, §4).</summary>
 public static class ClassifierGuidance
 {
+    /// <summary>
+    /// Classifier guidance for <paramref name="sampler"/>: DDPM shifts its reverse mean (Algorithm 1, see
+    /// <see cref="ScaledGradient"/>); every other sampler gets the guided noise prediction (Algorithm 2, see <see cref="EpsilonGuided"/>).
+    /// </summary>
+    public static GuidedDenoiser ForSampler(Sampling.SamplerKind sampler, Denoiser model, GaussianDiffusion diffusion, ClassifierLogProbability classifier, Tensor labels, double scale) =>
+        sampler == Sampling.SamplerKind.Ddpm
+            ? new GuidedDenoiser(model, ScaledGradient(classifier, labels, scale))
+            : new GuidedDenoiser(EpsilonGuided(model, diffusion, classifier, labels, scale));
+
     /// <summary>∇_{x_t} log p_φ(y | x_t, t), shape of <paramref name="xt"/>, computed with autograd even inside no_grad.</summary>
     public static Tensor Gradient(ClassifierLogProbability classifier, Tensor xt, Tensor t, Tensor labels)
     {
@@ -91,9 +103,9 @@ public static class ClassifierGuidance
 
     /// <summary>
     /// For DDPM ancestral sampling (Algorithm 1): the function <c>(x_t, t) ↦ s·∇ log p_φ(y | x_t, t)</c> that
-    /// <see cref="Sampling.DdpmScheduler.MeanShift"/> multiplies by Σ and adds to the mean.
+    /// the scheduler multiplies by its step's variance Σ and adds to the mean (<see cref="Sampling.MeanShift"/>).
     /// </summary>
-    public static Func<Tensor, int, Tensor> ScaledGradient(ClassifierLogProbability classifier, Tensor labels, double scale)
+    public static Sampling.MeanShift ScaledGradient(ClassifierLogProbability classifier, Tensor labels, double scale)
     {
         ArgumentNullException.ThrowIfNull(classifier);
         CheckScale(scale);

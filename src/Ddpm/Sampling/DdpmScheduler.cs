@@ -9,54 +9,30 @@ namespace Ddpm.Sampling;
 /// Over a subset of timesteps the betas are recomputed from the kept ᾱ (improved-diffusion's respacing), and the
 /// model is still called with the original timesteps.
 /// </summary>
-public sealed class DdpmScheduler : IScheduler
+public sealed class DdpmScheduler : SchedulerBase
 {
     private readonly DiffusionConfig _config;
-    private readonly GaussianDiffusion _trainDiffusion;
     private GaussianDiffusion _respaced;
-    private int[] _ascending;
-    private Dictionary<int, int> _indexOf;
-
-    public int TrainTimesteps => _trainDiffusion.Timesteps;
-    public TimestepSpacing Spacing { get; }
-    /// <summary>What is done to x̂_0 before the mean is formed: the clamp to [−1, 1] by default (as in the paper's code), dynamic thresholding, or nothing.</summary>
-    public X0Clipping Clipping { get; }
-    public IReadOnlyList<int> Timesteps { get; private set; }
 
     public DdpmScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), spacing, clipping)
     {
-        clipping ??= new X0Clipping();
-        clipping.Validate();
         _config = config;
-        _trainDiffusion = new GaussianDiffusion(config);
-        Spacing = spacing;
-        Clipping = clipping;
-        _ascending = Enumerable.Range(0, TrainTimesteps).ToArray();
-        _respaced = new GaussianDiffusion(config, _trainDiffusion.Schedule);
-        _indexOf = _ascending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
-        Timesteps = _ascending.Reverse().ToArray();
+        _respaced = new GaussianDiffusion(config, Diffusion.Schedule);
+        base.UseTimesteps(Enumerable.Range(0, TrainTimesteps).ToArray());
     }
 
-    /// <summary>
-    /// Optional guidance for the mean: (x_t, t) ↦ s·∇ log p_φ(y | x_t, t), which <see cref="Step"/> multiplies by the
-    /// step's variance Σ and adds to μ_θ (classifier guidance; see <see cref="Guidance.ClassifierGuidance.ScaledGradient"/>).
-    /// </summary>
-    public Func<Tensor, int, Tensor>? MeanShift { get; set; }
-
-    public void SetTimesteps(int inferenceSteps)
+    protected override void UseTimesteps(int[] ascending)
     {
-        var kept = TimestepSelection.Select(_trainDiffusion.Schedule.AlphasCumprod, inferenceSteps, Spacing);
         _respaced.Dispose();
-        _respaced = new GaussianDiffusion(_config, _trainDiffusion.Schedule.Respace(kept));
-        _ascending = kept;
-        _indexOf = kept.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
-        Timesteps = kept.Reverse().ToArray();
+        _respaced = new GaussianDiffusion(_config, Diffusion.Schedule.Respace(ascending));
+        base.UseTimesteps(ascending);
     }
 
-    public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
+    /// <summary>Dhariwal &amp; Nichol 2021, Algorithm 1 with <paramref name="meanShift"/> g: x_{t−1} = μ + Σ·g + σ z.</summary>
+    public override SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null, Tensor? meanShift = null)
     {
-        if (!_indexOf.TryGetValue(timestep, out int index))
-            throw new ArgumentException($"Timestep {timestep} is not one of the scheduler's timesteps; call SetTimesteps and step through Timesteps.", nameof(timestep));
+        int index = Levels.Length - 1 - IndexOf(timestep); // the respaced diffusion's own timestep
         using var scope = NewDisposeScope();
         var t = full(new long[] { sample.shape[0] }, index, dtype: ScalarType.Int64, device: sample.device);
         var p = _respaced.PMeanVariance(modelOutput, sample, t, Clipping.Clip && !Clipping.Thresholding);
@@ -67,22 +43,17 @@ public sealed class DdpmScheduler : IScheduler
             p = p with { Mean = _respaced.QPosteriorMeanVariance(x0, sample, t).Mean, PredictedX0 = x0 };
         }
         var prev = p.Mean;
-        if (MeanShift is not null)
-            prev = prev + p.LogVariance.exp() * MeanShift(sample, timestep); // Dhariwal & Nichol 2021, Algorithm 1: μ + s·Σ·∇ log p_φ(y|x_t)
+        if (meanShift is not null) prev = prev + p.LogVariance.exp() * meanShift;
         if (index > 0)
         {
-            var z = randn(sample.shape, dtype: sample.dtype, device: sample.device, generator: generator);
-            prev = prev + (0.5 * p.LogVariance).exp() * z;
+            prev = prev + (0.5 * p.LogVariance).exp() * Noise(sample, generator);
         }
         return new SchedulerStepOutput(prev.MoveToOuterDisposeScope(), p.PredictedX0.MoveToOuterDisposeScope());
     }
 
-    public Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) =>
-        _trainDiffusion.QSample(original, timesteps, noise);
-
-    public void Dispose()
+    public override void Dispose()
     {
         _respaced.Dispose();
-        _trainDiffusion.Dispose();
+        base.Dispose();
     }
 }

@@ -15,19 +15,25 @@ public static class DiffusionSampler
 {
     /// <summary>Draws x_T ~ N(0, I) of <paramref name="shape"/> from <paramref name="generator"/> and denoises it.</summary>
     public static Tensor Sample(IScheduler scheduler, Denoiser model, long[] shape, Generator? generator = null,
-        ScalarType dtype = ScalarType.Float32, IProgress<SamplingProgress>? progress = null, Action<SamplingStepView>? onStep = null)
+        ScalarType dtype = ScalarType.Float32, IProgress<SamplingProgress>? progress = null, Action<SamplingStepView>? onStep = null,
+        MeanShift? meanShift = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.Length < 1 || shape.Any(s => s < 1))
             throw new ArgumentException($"The sample shape must have positive sizes; got [{string.Join(",", shape)}].", nameof(shape));
         using var scope = NewDisposeScope();
         var xT = randn(shape, dtype: dtype, generator: generator);
-        return Sample(scheduler, model, xT, generator, progress, onStep).MoveToOuterDisposeScope();
+        return Sample(scheduler, model, xT, generator, progress, onStep, meanShift, cancellationToken).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Denoises <paramref name="xT"/> through the scheduler's timesteps. Runs under no_grad; memory stays flat.</summary>
+    /// <summary>
+    /// Denoises <paramref name="xT"/> through the scheduler's timesteps. Runs under no_grad; memory stays flat.
+    /// <paramref name="meanShift"/> (classifier guidance for the stochastic samplers) is evaluated at each step's x_t
+    /// and handed to <see cref="IScheduler.Step"/>; <paramref name="cancellationToken"/> is checked before each step.
+    /// </summary>
     public static Tensor Sample(IScheduler scheduler, Denoiser model, Tensor xT, Generator? generator = null,
-        IProgress<SamplingProgress>? progress = null, Action<SamplingStepView>? onStep = null)
+        IProgress<SamplingProgress>? progress = null, Action<SamplingStepView>? onStep = null,
+        MeanShift? meanShift = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentNullException.ThrowIfNull(model);
@@ -37,10 +43,11 @@ public static class DiffusionSampler
         var x = xT.alias();
         for (int i = 0; i < timesteps.Count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int t = timesteps[i];
             var tBatch = full(new long[] { x.shape[0] }, t, dtype: ScalarType.Int64, device: x.device);
             var output = model(x, tBatch);
-            var step = scheduler.Step(output, t, x, generator);
+            var step = scheduler.Step(output, t, x, generator, meanShift?.Invoke(x, t));
             x = step.PrevSample;
             onStep?.Invoke(new SamplingStepView(i, t, x, step.PredictedX0));
             scope.DisposeEverythingBut(x);

@@ -12,93 +12,82 @@ namespace Ddpm.Sampling;
 /// second order x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) (D_0 + D_1/2), D_0 = x̂_0(s), D_1 = (x̂_0(s) − x̂_0(s′))/r,
 /// r = (λ_s − λ_{s′})/h, with s′ the previous step (Algorithm 2, the "2M" variant diffusers implements). One network
 /// call per step. The first step has no history and the last one ends at σ = 0 (x = x̂_0), so both are first order.
+/// The history is x̂_0 of the step before, kept with its timestep: a step uses it only when it belongs to the timestep
+/// before its own in <see cref="SchedulerBase.Timesteps"/>.
 /// </summary>
-public sealed class DpmSolverMultistepScheduler : IScheduler
+public sealed class DpmSolverMultistepScheduler : SchedulerBase
 {
-    private readonly GaussianDiffusion _diffusion;
-    private readonly double[] _alphasCumprod;
-    private int[] _descending = Array.Empty<int>();
-    private int _position;
     private Tensor? _previousX0;
-    private double _previousLambda;
+    private int _previousTimestep = -1;
 
     public int Order { get; }
-    public TimestepSpacing Spacing { get; }
-    public X0Clipping Clipping { get; }
-    public int TrainTimesteps => _diffusion.Timesteps;
-    public IReadOnlyList<int> Timesteps => _descending;
 
     public DpmSolverMultistepScheduler(DiffusionConfig config, int order = 2, TimestepSpacing spacing = TimestepSpacing.LogSnr, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), spacing, clipping)
     {
-        if (order is not (1 or 2)) throw new ArgumentException($"order must be 1 or 2; got {order}.", nameof(order));
-        Clipping = clipping ?? new X0Clipping();
-        Clipping.Validate();
-        _diffusion = new GaussianDiffusion(config);
-        _alphasCumprod = _diffusion.Schedule.AlphasCumprod;
+        if (order is not (1 or 2))
+        {
+            Diffusion.Dispose();
+            throw new ArgumentException($"order must be 1 or 2; got {order}.", nameof(order));
+        }
         Order = order;
-        Spacing = spacing;
-        SetTimesteps(Math.Min(TrainTimesteps, 20));
+        SetTimesteps(Math.Min(TrainTimesteps, SamplerFactory.DefaultSteps(SamplerKind.DpmSolver2M, TrainTimesteps)));
     }
 
-    public void SetTimesteps(int inferenceSteps)
+    protected override void UseTimesteps(int[] ascending)
     {
-        _descending = TimestepSelection.Select(_alphasCumprod, inferenceSteps, Spacing).Reverse().ToArray();
-        Reset();
+        base.UseTimesteps(ascending);
+        ForgetHistory();
     }
 
-    private void Reset()
+    private void ForgetHistory()
     {
-        _position = 0;
         _previousX0?.Dispose();
         _previousX0 = null;
+        _previousTimestep = -1;
     }
 
-    private static double Lambda(double alphaBar) => NoiseLevel.Lambda(alphaBar);
-
-    public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null, Tensor? meanShift = null)
     {
-        if (_position >= _descending.Length || _descending[_position] != timestep)
-        {
-            if (timestep != _descending[0])
-                throw new ArgumentException($"Timestep {timestep} is not the next of the scheduler's timesteps; step through Timesteps in order.", nameof(timestep));
-            Reset();
-        }
-        int i = _position;
+        if (meanShift is not null) throw NoMeanShift();
+        int i = IndexOf(timestep);
+        if (i == 0) ForgetHistory(); // a new run
+        else if (_previousTimestep != Levels[i - 1])
+            throw new ArgumentException($"Timestep {timestep} follows {Levels[i - 1]}, whose step has not been taken; DPM-Solver++ 2M needs the steps of Timesteps in order.", nameof(timestep));
         using var scope = NewDisposeScope();
-        var (x0, _) = X0Prediction.Predict(_diffusion, Clipping, modelOutput, timestep, sample);
-        double abarS = _alphasCumprod[timestep], lambdaS = Lambda(abarS);
+        var (x0, _) = Predict(modelOutput, timestep, sample);
+        double abarS = AlphasCumprod[timestep], lambdaS = NoiseLevel.Lambda(abarS);
         Tensor next;
-        if (i + 1 == _descending.Length)
+        if (i + 1 == Levels.Length)
         {
             next = x0.alias(); // σ_t = 0: the first-order update is x̂_0 itself
         }
         else
         {
-            double abarT = _alphasCumprod[_descending[i + 1]];
+            double abarT = AlphaBarAfter(i);
             double alphaT = Math.Sqrt(abarT), sigmaT = Math.Sqrt(1 - abarT), sigmaS = Math.Sqrt(1 - abarS);
-            double h = Lambda(abarT) - lambdaS;
+            double h = NoiseLevel.Lambda(abarT) - lambdaS;
             double phi = Math.Exp(-h) - 1; // e^{−h} − 1 < 0
             var d = x0;
             if (Order == 2 && _previousX0 is not null)
             {
-                double r = (lambdaS - _previousLambda) / h;
+                double r = (lambdaS - NoiseLevel.Lambda(AlphasCumprod[_previousTimestep])) / h;
                 d = x0 + (0.5 / r) * (x0 - _previousX0);
             }
             next = (sigmaT / sigmaS) * sample - (alphaT * phi) * d;
         }
-        _previousX0?.Dispose();
-        _previousX0 = x0.detach().clone().DetachFromDisposeScope();
-        _previousLambda = lambdaS;
-        _position = i + 1 == _descending.Length ? 0 : i + 1;
-        if (_position == 0) Reset();
+        ForgetHistory();
+        if (i + 1 < Levels.Length)
+        {
+            _previousX0 = x0.detach().clone().DetachFromDisposeScope();
+            _previousTimestep = timestep;
+        }
         return new SchedulerStepOutput(next.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
     }
 
-    public Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) => _diffusion.QSample(original, timesteps, noise);
-
-    public void Dispose()
+    public override void Dispose()
     {
-        Reset();
-        _diffusion.Dispose();
+        ForgetHistory();
+        base.Dispose();
     }
 }

@@ -98,10 +98,10 @@ public static class Interpolation
     }
 
     /// <summary>
-    /// DDPM ancestral sampling (Algorithm 2) from x_t at 0-based <paramref name="fromTimestep"/> down to x_0:
-    /// x_{s−1} = μ_θ(x_s, s) + σ_s z for s = t … 1, no noise at the last step, x̂_0 clipped to [−1, 1] when
-    /// <paramref name="clipDenoised"/>. With <paramref name="sharedNoise"/> every example gets the same z at a step
-    /// (drawn once per step, shape [1, ...]), so that a batch of nearby latents decodes to a smooth strip.
+    /// DDPM ancestral sampling (Algorithm 2) from x_t at 0-based <paramref name="fromTimestep"/> down to x_0 through
+    /// <see cref="DdpmScheduler"/>: x_{s−1} = μ_θ(x_s, s) + σ_s z for s = t … 1, no noise at the last step, x̂_0
+    /// clipped to [−1, 1] when <paramref name="clipDenoised"/>. With <paramref name="sharedNoise"/> every example gets
+    /// the same z at a step (<see cref="SchedulerBase.SharedNoise"/>), so that nearby latents decode to a smooth strip.
     /// </summary>
     public static Tensor ReverseFrom(GaussianDiffusion diffusion, Denoiser model, Tensor xt, int fromTimestep, Generator? generator = null,
         bool sharedNoise = false, bool clipDenoised = true, IProgress<SamplingProgress>? progress = null)
@@ -109,26 +109,10 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
         CheckTimestep(diffusion, fromTimestep);
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var x = xt.alias();
-        var noiseShape = xt.shape.ToArray();
-        if (sharedNoise) noiseShape[0] = 1;
-        int total = fromTimestep + 1;
-        for (int s = fromTimestep; s >= 0; s--)
-        {
-            var t = full(new long[] { x.shape[0] }, s, dtype: ScalarType.Int64, device: x.device);
-            var p = diffusion.PMeanVariance(model(x, t), x, t, clipDenoised);
-            x = p.Mean;
-            if (s > 0)
-            {
-                var z = randn(noiseShape, dtype: x.dtype, device: x.device, generator: generator);
-                x = x + (0.5 * p.LogVariance).exp() * z.expand_as(x);
-            }
-            scope.DisposeEverythingBut(x);
-            progress?.Report(new SamplingProgress(total - s, total, s));
-        }
-        return x.MoveToOuterDisposeScope();
+        // All timesteps 0 … t: the DDPM scheduler's respacing keeps consecutive β exactly, so this is Algorithm 2.
+        using var scheduler = new DdpmScheduler(diffusion.Config, clipping: clipDenoised ? new X0Clipping() : X0Clipping.None) { SharedNoise = sharedNoise };
+        scheduler.SetTimesteps(Enumerable.Range(0, fromTimestep + 1).ToArray());
+        return DiffusionSampler.Sample(scheduler, model, xt, generator, progress);
     }
 
     /// <summary>

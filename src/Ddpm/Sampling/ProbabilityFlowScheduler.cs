@@ -22,68 +22,61 @@ public enum OdeMethod
 /// 2020, §4.3); Heun corrects each step with the slope at its end, except the last, whose end has σ = 0.
 /// Samples enter and leave in the model's variables x_t.
 /// Heun needs two network calls per step, so (as in diffusers' HeunDiscreteScheduler) <see cref="Timesteps"/> lists
-/// every interior timestep twice and <see cref="Step"/> alternates between the predictor and the corrector.
+/// every interior timestep twice: the first call at a level is the corrector of the step that reached it, the second
+/// the predictor of the next step. Which one a call is follows from the timestep and the pending predictor's level.
 /// </summary>
-public sealed class ProbabilityFlowScheduler : IScheduler
+public sealed class ProbabilityFlowScheduler : SchedulerBase
 {
-    private readonly GaussianDiffusion _diffusion;
-    private readonly double[] _alphasCumprod;
-    private int[] _levels = Array.Empty<int>();   // distinct timesteps, descending
     private int[] _calls = Array.Empty<int>();    // the model's timesteps, in call order
-    private int _position;
-    private Tensor? _startSample, _startSlope;     // Heun: x̃ and slope at the start of the current step
+    private Tensor? _startSample, _startSlope;     // Heun: x̃ and slope at the start of the pending step
+    private int _pendingLevel = -1;                // Heun: the level the pending step starts from
+    private int _correctedLevel = -1;              // Heun: the level whose corrector ran last
 
     public OdeMethod Method { get; }
-    public TimestepSpacing Spacing { get; }
-    public X0Clipping Clipping { get; }
-    public int TrainTimesteps => _diffusion.Timesteps;
-    public IReadOnlyList<int> Timesteps => _calls;
+    public override IReadOnlyList<int> Timesteps => _calls;
 
     public ProbabilityFlowScheduler(DiffusionConfig config, OdeMethod method = OdeMethod.Heun, TimestepSpacing spacing = TimestepSpacing.Karras, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), spacing, clipping)
     {
-        Clipping = clipping ?? new X0Clipping();
-        Clipping.Validate();
-        _diffusion = new GaussianDiffusion(config);
-        _alphasCumprod = _diffusion.Schedule.AlphasCumprod;
         Method = method;
-        Spacing = spacing;
-        SetTimesteps(Math.Min(TrainTimesteps, 50));
+        SetTimesteps(SamplerFactory.DefaultSteps(SamplerKind.Euler, TrainTimesteps));
     }
 
-    /// <summary>Chooses <paramref name="steps"/> ODE steps (Heun: 2·steps − 1 network calls).</summary>
-    public void SetTimesteps(int steps)
+    /// <summary>The chosen levels as ODE steps (Heun: 2·steps − 1 network calls).</summary>
+    protected override void UseTimesteps(int[] ascending)
     {
-        _levels = TimestepSelection.Select(_alphasCumprod, steps, Spacing).Reverse().ToArray();
+        base.UseTimesteps(ascending);
         _calls = Method == OdeMethod.Euler
-            ? _levels
-            : _levels.SelectMany((t, i) => i == 0 ? new[] { t } : new[] { t, t }).ToArray();
-        Reset();
+            ? Levels
+            : Levels.SelectMany((t, i) => i == 0 ? new[] { t } : new[] { t, t }).ToArray();
+        ForgetPending();
     }
 
-    private void Reset()
+    private void ForgetPending()
     {
-        _position = 0;
         _startSample?.Dispose();
         _startSlope?.Dispose();
         _startSample = _startSlope = null;
+        _pendingLevel = _correctedLevel = -1;
     }
 
-    private double AlphaBar(int level) => level < _levels.Length ? _alphasCumprod[_levels[level]] : 1.0;
+    private double AlphaBar(int level) => level < Levels.Length ? AlphasCumprod[Levels[level]] : 1.0;
     private double Sigma(int level) => NoiseLevel.Sigma(AlphaBar(level));
 
-    public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null, Tensor? meanShift = null)
     {
-        if (_position >= _calls.Length || _calls[_position] != timestep)
+        if (meanShift is not null) throw NoMeanShift();
+        int level = IndexOf(timestep);  // the level the model was evaluated at
+        bool corrector = false;
+        if (Method == OdeMethod.Heun)
         {
-            if (timestep != _calls[0])
-                throw new ArgumentException($"Timestep {timestep} is not the next of the scheduler's timesteps ({(_position < _calls.Length ? _calls[_position] : _calls[0])}); step through Timesteps in order.", nameof(timestep));
-            Reset();
+            if (level == 0) ForgetPending(); // a new run
+            else if (_startSample is not null && _pendingLevel == level - 1) corrector = true;
+            else if (_correctedLevel != level)
+                throw new ArgumentException($"Timestep {timestep} is not the next of the scheduler's calls; Heun needs the calls of Timesteps in order.", nameof(timestep));
         }
-        int p = _position;
-        bool corrector = Method == OdeMethod.Heun && p % 2 == 1;
-        int level = Method == OdeMethod.Euler ? p : (p + 1) / 2;  // the level the model was evaluated at
         using var scope = NewDisposeScope();
-        var (x0, epsilon) = X0Prediction.Predict(_diffusion, Clipping, modelOutput, timestep, sample);
+        var (x0, epsilon) = Predict(modelOutput, timestep, sample);
         double a = AlphaBar(level);
         Tensor next;
         if (!corrector)
@@ -91,11 +84,16 @@ public sealed class ProbabilityFlowScheduler : IScheduler
             // Predictor (Euler) from level to level + 1; σ = 0 after the last level.
             var xTilde = sample / Math.Sqrt(a);
             double h = Sigma(level + 1) - Sigma(level);
-            var euler = level + 1 < _levels.Length ? xTilde + h * epsilon : x0;
-            if (Method == OdeMethod.Heun && level + 1 < _levels.Length)
+            var euler = level + 1 < Levels.Length ? xTilde + h * epsilon : x0;
+            if (Method == OdeMethod.Heun && level + 1 < Levels.Length)
             {
                 _startSample = xTilde.DetachFromDisposeScope();
                 _startSlope = epsilon.DetachFromDisposeScope();
+                _pendingLevel = level;
+            }
+            else if (Method == OdeMethod.Heun)
+            {
+                ForgetPending(); // the run is over
             }
             next = euler * Math.Sqrt(AlphaBar(level + 1));
         }
@@ -104,20 +102,16 @@ public sealed class ProbabilityFlowScheduler : IScheduler
             // Corrector: the trapezoid of the slopes at both ends of the step from level − 1 to level.
             double h = Sigma(level) - Sigma(level - 1);
             var corrected = _startSample! + (0.5 * h) * (_startSlope! + epsilon);
-            _startSample!.Dispose();
-            _startSlope!.Dispose();
-            _startSample = _startSlope = null;
+            ForgetPending();
+            _correctedLevel = level;
             next = corrected * Math.Sqrt(a);
         }
-        _position = p + 1 == _calls.Length ? 0 : p + 1;
         return new SchedulerStepOutput(next.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
     }
 
-    public Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) => _diffusion.QSample(original, timesteps, noise);
-
-    public void Dispose()
+    public override void Dispose()
     {
-        Reset();
-        _diffusion.Dispose();
+        ForgetPending();
+        base.Dispose();
     }
 }

@@ -12,57 +12,35 @@ namespace Ddpm.Sampling;
 /// to x̂_0 = E[x_0 | x_t] (Song et al.'s final "denoise" step) instead of a step into τ = 0, where the score diverges.
 /// One network call per step; first order in the weak sense, so it wants many steps.
 /// </summary>
-public sealed class ReverseSdeScheduler : IScheduler
+public sealed class ReverseSdeScheduler : SchedulerBase
 {
-    private readonly GaussianDiffusion _diffusion;
-    private readonly double[] _alphasCumprod;
-    private int[] _descending = Array.Empty<int>();
-    private Dictionary<int, int> _indexOf = new();
-
-    public TimestepSpacing Spacing { get; }
-    public X0Clipping Clipping { get; }
-    public int TrainTimesteps => _diffusion.Timesteps;
-    public IReadOnlyList<int> Timesteps => _descending;
-
     public ReverseSdeScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), spacing, clipping)
     {
-        Clipping = clipping ?? new X0Clipping();
-        Clipping.Validate();
-        _diffusion = new GaussianDiffusion(config);
-        _alphasCumprod = _diffusion.Schedule.AlphasCumprod;
-        Spacing = spacing;
         SetTimesteps(TrainTimesteps);
     }
 
-    public void SetTimesteps(int inferenceSteps)
+    /// <summary>With <paramref name="meanShift"/> g the drift gains Δτ·g: the score of p(x)·p(y|x)^s (the noise variance is Δτ).</summary>
+    public override SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null, Tensor? meanShift = null)
     {
-        _descending = TimestepSelection.Select(_alphasCumprod, inferenceSteps, Spacing).Reverse().ToArray();
-        _indexOf = _descending.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i);
-    }
-
-    public SchedulerStepOutput Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator = null)
-    {
-        if (!_indexOf.TryGetValue(timestep, out int i))
-            throw new ArgumentException($"Timestep {timestep} is not one of the scheduler's timesteps; call SetTimesteps and step through Timesteps.", nameof(timestep));
+        int i = IndexOf(timestep);
         using var scope = NewDisposeScope();
-        var (x0, epsilon) = X0Prediction.Predict(_diffusion, Clipping, modelOutput, timestep, sample);
+        var (x0, epsilon) = Predict(modelOutput, timestep, sample);
         Tensor next;
-        if (i + 1 == _descending.Length)
+        if (i + 1 == Levels.Length)
         {
+            if (meanShift is not null) throw NoMeanShift();
             next = x0.alias();
         }
         else
         {
-            double abar = _alphasCumprod[timestep], abarNext = _alphasCumprod[_descending[i + 1]];
+            double abar = AlphasCumprod[timestep], abarNext = AlphaBarAfter(i);
             double dTau = Math.Log(abarNext / abar);
             var score = epsilon / -Math.Sqrt(1 - abar);
-            var noise = randn(sample.shape, dtype: sample.dtype, device: sample.device, generator: generator);
+            var noise = Noise(sample, generator);
             next = sample + dTau * (0.5 * sample + score) + Math.Sqrt(dTau) * noise;
+            if (meanShift is not null) next = next + dTau * meanShift;
         }
         return new SchedulerStepOutput(next.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
     }
-
-    public Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) => _diffusion.QSample(original, timesteps, noise);
-
-    public void Dispose() => _diffusion.Dispose();
 }

@@ -1,3 +1,4 @@
+using Ddpm.IO;
 using Ddpm.Diffusion;
 
 namespace Ddpm.Sampling;
@@ -79,10 +80,10 @@ public static class SamplerFactory
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(config);
-        string spacing = Kebab((settings.Spacing ?? DefaultSpacing(settings.Kind)).ToString());
+        string spacing = EnumNames.Kebab(settings.Spacing ?? DefaultSpacing(settings.Kind));
         return settings.Kind switch
         {
-            SamplerKind.Ddpm => $"DDPM ({Kebab(WithVariance(config, settings.Variance).Variance.ToString())})",
+            SamplerKind.Ddpm => $"DDPM ({EnumNames.Kebab(WithVariance(config, settings.Variance).Variance)})",
             SamplerKind.Ddim => $"DDIM (eta {settings.Eta.ToString(System.Globalization.CultureInfo.InvariantCulture)})",
             SamplerKind.DpmSolver2M => $"DPM-Solver++ 2M ({spacing})",
             SamplerKind.Euler => $"Euler ODE ({spacing})",
@@ -90,8 +91,6 @@ public static class SamplerFactory
             _ => $"reverse SDE ({spacing})",
         };
     }
-
-    private static string Kebab(string name) => System.Text.RegularExpressions.Regex.Replace(name, "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
 
     /// <summary>Network calls for <paramref name="steps"/> steps of <paramref name="kind"/> (Heun: 2·steps − 1).</summary>
     public static int NetworkCalls(SamplerKind kind, int steps) => kind == SamplerKind.Heun ? 2 * steps - 1 : steps;

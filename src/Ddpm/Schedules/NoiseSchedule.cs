@@ -195,7 +195,8 @@ public sealed class NoiseSchedule
             int k = keptTimesteps[i];
             if (k <= previous || k >= Timesteps)
                 throw new ArgumentException($"Kept timesteps must be strictly increasing within [0, {Timesteps - 1}]; got {k} after {previous}.", nameof(keptTimesteps));
-            betas[i] = 1.0 - AlphasCumprod[k] / lastAlphaCumprod;
+            // Consecutive timesteps keep their β exactly (the formula gives it up to rounding), so keeping all is the identity.
+            betas[i] = k == previous + 1 ? Betas[k] : 1.0 - AlphasCumprod[k] / lastAlphaCumprod;
             lastAlphaCumprod = AlphasCumprod[k];
             previous = k;
         }

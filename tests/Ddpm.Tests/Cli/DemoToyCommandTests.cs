@@ -1,5 +1,5 @@
 using Ddpm.Cli.Commands;
-using Ddpm.Cli.Output;
+using Ddpm.IO;
 using SkiaSharp;
 
 namespace Ddpm.Tests.Cli;

@@ -144,13 +144,13 @@ public sealed class EvalCommandTests(CheckpointFixture fixture) : IDisposable
         int i = 0;
         foreach (var (sampler, calls, fid) in new[] { ("DDIM (eta 0)", 10, 40.0), ("DDIM (eta 0)", 50, 12.0), ("DPM-Solver++ 2M (log-snr)", 10, 15.0), ("DPM-Solver++ 2M (log-snr)", 20, 11.0) })
         {
-            var report = new Ddpm.Cli.Commands.FidReport("ckpt", sampler, calls, calls, 0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, fid,
-                new double[10], null, null, 12.5, Ddpm.Cli.Commands.EvalCommand.FidNote);
+            var report = new Ddpm.Generation.FidResult("ckpt", sampler, calls, calls, 0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, fid,
+                new double[10], null, null, 12.5, Ddpm.Generation.FidEvaluation.Note);
             File.WriteAllText(Path.Combine(dir, $"r{i++}.json"), Ddpm.IO.Json.Serialize(report));
         }
         // A guided report is left out of the samplers' curve and table.
-        File.WriteAllText(Path.Combine(dir, "guided.json"), Ddpm.IO.Json.Serialize(new Ddpm.Cli.Commands.FidReport("ckpt", "DDIM (eta 0), classifier-free guidance w = 3", 10, 10,
-            0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, 7.0, new double[10], 0.97, "classifier-free guidance w = 3", 20.0, Ddpm.Cli.Commands.EvalCommand.FidNote)));
+        File.WriteAllText(Path.Combine(dir, "guided.json"), Ddpm.IO.Json.Serialize(new Ddpm.Generation.FidResult("ckpt", "DDIM (eta 0), classifier-free guidance w = 3", 10, 10,
+            0.0, null, 1000, "fashion-mnist:test", 10000, "net", 0.9, 7.0, new double[10], 0.97, "classifier-free guidance w = 3", 20.0, Ddpm.Generation.FidEvaluation.Note)));
         string png = _temp.Combine("fid.png");
         var run = CliRunner.Run("plot", "fid", "--reports", dir, "--out", png);
         CliAssert.Success(run);

@@ -1,3 +1,4 @@
+using Ddpm.Generation;
 using System.Text.Json;
 using Ddpm.Cli.Commands;
 using Ddpm.Guidance;
@@ -30,7 +31,7 @@ public sealed class GuidanceCommandTests(CheckpointFixture fixture) : IDisposabl
         CliAssert.Success(run);
         Assert.Contains("classifier-free guidance w = 2", run.Stdout);
         Assert.Equal(2 * CheckpointFixture.Classes, Directory.GetFiles(dir, "sample-*.png").Length);
-        using var grid = SkiaSharp.SKBitmap.Decode(Path.Combine(dir, SampleCommand.GridFile));
+        using var grid = SkiaSharp.SKBitmap.Decode(Path.Combine(dir, SampleFiles.GridFile));
         Assert.True(grid.Height > 4 * grid.Width, $"grid {grid.Width}×{grid.Height}: 10 rows of 2");
     }
 

@@ -1,5 +1,6 @@
+using Ddpm.Generation;
 using Ddpm.Cli.Commands;
-using Ddpm.Cli.Output;
+using Ddpm.IO;
 using Ddpm.Imaging;
 using SkiaSharp;
 
@@ -22,21 +23,21 @@ public class SampleCommandTests(CheckpointFixture fixture)
         CliAssert.Success(first);
         Assert.Contains("DDIM", first.Stdout);
         Assert.Contains("10 steps", first.Stdout);
-        var expected = new[] { SampleCommand.GridFile }.Concat(Enumerable.Range(0, 5).Select(SampleCommand.SampleFile)).Order(StringComparer.Ordinal).ToArray();
+        var expected = new[] { SampleFiles.GridFile }.Concat(Enumerable.Range(0, 5).Select(SampleFiles.SampleFile)).Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(expected, FileNames(temp.Combine("a")));
-        using (var one = SKBitmap.Decode(temp.Combine("a", SampleCommand.SampleFile(4))))
+        using (var one = SKBitmap.Decode(temp.Combine("a", SampleFiles.SampleFile(4))))
         {
             Assert.Equal(CheckpointFixture.ImageSize, one.Width);
             Assert.Equal(CheckpointFixture.ImageSize, one.Height);
         }
-        using (var grid = SKBitmap.Decode(temp.Combine("a", SampleCommand.GridFile)))
+        using (var grid = SKBitmap.Decode(temp.Combine("a", SampleFiles.GridFile)))
             Assert.True(grid.Width > 3 * CheckpointFixture.ImageSize, $"grid is {grid.Width} wide");
 
         CliAssert.Success(CliRunner.Run(Args("b", "3")));
         CliAssert.Success(CliRunner.Run(Args("c", "4")));
         foreach (var name in expected)
             Assert.Equal(File.ReadAllBytes(temp.Combine("a", name)), File.ReadAllBytes(temp.Combine("b", name)));
-        Assert.NotEqual(File.ReadAllBytes(temp.Combine("a", SampleCommand.GridFile)), File.ReadAllBytes(temp.Combine("c", SampleCommand.GridFile)));
+        Assert.NotEqual(File.ReadAllBytes(temp.Combine("a", SampleFiles.GridFile)), File.ReadAllBytes(temp.Combine("c", SampleFiles.GridFile)));
     }
 
     [Fact]
@@ -57,17 +58,17 @@ public class SampleCommandTests(CheckpointFixture fixture)
         string dir = temp.Combine("gif");
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--steps", "60", "--n", "3", "--gif", "--seed", "1", "--out", dir);
         CliAssert.Success(run);
-        Assert.Contains(SampleCommand.GifFile, FileNames(dir));
+        Assert.Contains(SampleFiles.GifFile, FileNames(dir));
 
-        using var codec = SKCodec.Create(Path.Combine(dir, SampleCommand.GifFile));
+        using var codec = SKCodec.Create(Path.Combine(dir, SampleFiles.GifFile));
         Assert.NotNull(codec);
         Assert.Equal(SKEncodedImageFormat.Gif, codec.EncodedFormat);
-        Assert.Equal(SampleCommand.FrameSteps(60).Length, codec.FrameCount);
+        Assert.Equal(new FrameCapture(SampleCommand.GifSamples, SampleCommand.GifFrames).Steps(60).Length, codec.FrameCount);
         Assert.Equal(SampleCommand.GifFrames, codec.FrameCount);
         Assert.Equal(-1, codec.RepetitionCount); // NETSCAPE2.0 loop count 0: forever
         var frames = codec.FrameInfo;
-        Assert.Equal(SampleCommand.GifFrameDelay * 10, frames[0].Duration);
-        Assert.Equal(SampleCommand.GifLastFrameDelay * 10, frames[^1].Duration);
+        Assert.Equal(SampleFiles.GifFrameDelay * 10, frames[0].Duration);
+        Assert.Equal(SampleFiles.GifLastFrameDelay * 10, frames[^1].Duration);
 
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
@@ -91,7 +92,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
         int scale = LabelledGrid.ScaleFor(CheckpointFixture.ImageSize, 48);
         for (int k = 0; k < 3; k++)
         {
-            using var sample = SKBitmap.Decode(Path.Combine(dir, SampleCommand.SampleFile(k)));
+            using var sample = SKBitmap.Decode(Path.Combine(dir, SampleFiles.SampleFile(k)));
             Assert.Equal(CheckpointFixture.ImageSize, sample.Width);
             bool Matches(int ox, int oy)
             {
@@ -129,15 +130,15 @@ public class SampleCommandTests(CheckpointFixture fixture)
         string dir = temp.Combine("toy");
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Toy, "--sampler", "ddim", "--steps", "20", "--n", "50", "--batch", "30", "--gif", "--out", dir);
         CliAssert.Success(run);
-        Assert.Equal(new[] { SampleCommand.GifFile, SampleCommand.CsvFile, SampleCommand.ScatterFile }, FileNames(dir));
-        Assert.Equal("x,y", File.ReadLines(Path.Combine(dir, SampleCommand.CsvFile)).First());
-        var (xs, ys) = PointsCsv.Read(Path.Combine(dir, SampleCommand.CsvFile));
+        Assert.Equal(new[] { SampleFiles.GifFile, SampleFiles.CsvFile, SampleFiles.ScatterFile }, FileNames(dir));
+        Assert.Equal("x,y", File.ReadLines(Path.Combine(dir, SampleFiles.CsvFile)).First());
+        var (xs, ys) = PointsCsv.Read(Path.Combine(dir, SampleFiles.CsvFile));
         Assert.Equal(50, xs.Length);
         Assert.All(xs.Concat(ys), v => Assert.True(float.IsFinite(v)));
-        using (var scatter = SKBitmap.Decode(Path.Combine(dir, SampleCommand.ScatterFile)))
+        using (var scatter = SKBitmap.Decode(Path.Combine(dir, SampleFiles.ScatterFile)))
             Assert.NotNull(scatter);
 
-        using var codec = SKCodec.Create(Path.Combine(dir, SampleCommand.GifFile));
+        using var codec = SKCodec.Create(Path.Combine(dir, SampleFiles.GifFile));
         Assert.Equal(20, codec.FrameCount);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
@@ -169,7 +170,7 @@ public class SampleCommandTests(CheckpointFixture fixture)
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", sampler, "--steps", "4", "--n", "3", "--batch", "2", "--out", temp.Combine("s"), "--gif");
         CliAssert.Success(run);
         Assert.Contains(description, run.Stdout);
-        Assert.True(File.Exists(temp.Combine("s", SampleCommand.GridFile)));
+        Assert.True(File.Exists(temp.Combine("s", SampleFiles.GridFile)));
         Assert.Equal(calls, Ddpm.Sampling.SamplerFactory.NetworkCalls(Enum.Parse<Ddpm.Sampling.SamplerKind>(sampler == "dpm++2m" ? "DpmSolver2M" : sampler, true), 4));
     }
 

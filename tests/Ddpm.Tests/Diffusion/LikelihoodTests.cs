@@ -56,7 +56,7 @@ public class LikelihoodTests
         Assert.True(meanGap > -3 * se, $"mean gap {meanGap:F4} ± {se:F4} bits/dim is below zero");
         Assert.True(meanGap < maxGap, $"mean gap {meanGap:F4} ± {se:F4} bits/dim exceeds {maxGap}");
         // The pieces add up: total = prior + Σ_t vb_t, and the prior is tiny for the paper's schedule.
-        Assert.True(Numerics.RelativeError(bound.Total, bound.Prior + bound.Vb.sum(1)) < 1e-12);
+        Assert.True(Numerics.RelativeError(bound.Total, bound.Prior + bound.Terms!.sum(1)) < 1e-12);
         Assert.True(Numerics.MaxAbs(bound.Prior) < 1e-4);
     }
 
@@ -91,7 +91,7 @@ public class LikelihoodTests
         Assert.True(Numerics.RelativeError(estimate.Prior, full.Prior) < 1e-12);
         Assert.True(Numerics.RelativeError(estimate.Total, estimate.Prior + estimate.Kl + estimate.Decoder) < 1e-12);
         // The decoder term alone: same distribution as the full loop's L_0.
-        var decoderDifference = Numerics.ToArray(estimate.Decoder - full.Vb.select(1, 0));
+        var decoderDifference = Numerics.ToArray(estimate.Decoder - full.Terms!.select(1, 0));
         double decoderMean = decoderDifference.Average();
         double decoderSe = Math.Sqrt(decoderDifference.Select(d => (d - decoderMean) * (d - decoderMean)).Sum() / (n - 1) / n);
         Assert.True(Math.Abs(decoderMean) < 4 * decoderSe + 1e-3, $"decoder difference {decoderMean:F4} ± {decoderSe:F4}");

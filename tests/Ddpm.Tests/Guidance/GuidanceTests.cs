@@ -117,10 +117,8 @@ public class GuidanceTests
         {
             var labels = full(new long[] { n }, (long)k, dtype: ScalarType.Int64);
             using var scheduler = SamplerFactory.Create(Config, new SamplerSettings(kind, steps, Clip: false));
-            Denoiser model = all.Denoiser(schedule);
-            if (scheduler is DdpmScheduler ddpm) ddpm.MeanShift = ClassifierGuidance.ScaledGradient(classifier, labels, 1.0);
-            else model = ClassifierGuidance.EpsilonGuided(model, diffusion, classifier, labels, 1.0);
-            var samples = DiffusionSampler.Sample(scheduler, model, new long[] { n, 2 }, new Generator(7), ScalarType.Float64);
+            var guided = ClassifierGuidance.ForSampler(kind, all.Denoiser(schedule), diffusion, classifier, labels, 1.0);
+            var samples = DiffusionSampler.Sample(scheduler, guided.Denoiser, new long[] { n, 2 }, new Generator(7), ScalarType.Float64, meanShift: guided.MeanShift);
             double near = FractionNear(samples, PointsByClass[k], 0.05);
             Assert.True(near > 0.99, $"{kind}: {near:P1} of the class-{k} samples are at its point");
         }

@@ -151,8 +151,9 @@ public class LearnedVarianceSamplingTests
         using var scheduler = new DdpmScheduler(config, clipping: X0Clipping.None);
         scheduler.SetTimesteps(steps);
         double[] g = { 1.5, -1.0 };
-        scheduler.MeanShift = (x, t) => tensor(g, dtype: x.dtype).unsqueeze(0).expand(x.shape[0], 2);
-        var samples = DiffusionSampler.Sample(scheduler, ExactVarianceDenoiser(oracle, scheduler.Timesteps, variance), new long[] { 4000, 2 }, new Generator(12), ScalarType.Float64);
+        MeanShift shift = (x, t) => tensor(g, dtype: x.dtype).unsqueeze(0).expand(x.shape[0], 2);
+        var samples = DiffusionSampler.Sample(scheduler, ExactVarianceDenoiser(oracle, scheduler.Timesteps, variance), new long[] { 4000, 2 }, new Generator(12), ScalarType.Float64,
+            meanShift: shift);
 
         var (mean, variances) = ExpectedMoments(scheduler.Timesteps, s => s.Variance, g);
         AssertMoments(samples, mean, variances);

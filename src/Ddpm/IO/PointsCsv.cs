@@ -1,7 +1,6 @@
 using System.Globalization;
-using Ddpm.IO;
 
-namespace Ddpm.Cli.Output;
+namespace Ddpm.IO;
 
 /// <summary>2-D points as CSV: header <c>x,y</c>, one point per line, invariant culture, shortest round-trip floats.</summary>
 public static class PointsCsv
