@@ -9,6 +9,10 @@ public static class ShippedModels
     /// <summary>models/fid-fashion-mnist: the feature network of FID on Fashion-MNIST (ddpm fid-net train).</summary>
     public static string FidFashionMnist => Path.Combine(RepositoryRoot, "models", "fid-fashion-mnist");
 
+    /// <summary>models/fashion-mnist and models/fashion-mnist-cond: the shipped unconditional and class-conditional models.</summary>
+    public static string FashionMnist => Path.Combine(RepositoryRoot, "models", "fashion-mnist");
+    public static string FashionMnistConditional => Path.Combine(RepositoryRoot, "models", "fashion-mnist-cond");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
