@@ -19,6 +19,29 @@ public sealed record TrainingData(Tensor Samples, Tensor? Labels, string Name, i
     public long Count => Samples.shape[0];
 }
 
+/// <summary>What one training step measured: the weighted loss, the gradient norm before clipping, and the loss terms.</summary>
+public readonly record struct TrainingStepResult(double Loss, double GradNorm, double? Mse, double? Vb);
+
+/// <summary>Milliseconds spent in each phase of the timed training steps, summed.</summary>
+public sealed class StepPhaseTimes
+{
+    /// <summary>Batch, timesteps, noise and the forward pass with the loss.</summary>
+    public double Forward { get; private set; }
+    public double Backward { get; private set; }
+    public double Clip { get; private set; }
+    public double Optimizer { get; private set; }
+    public double Ema { get; private set; }
+
+    internal void Add(long t0, long t1, long t2, long t3, long t4, long t5)
+    {
+        Forward += Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds;
+        Backward += Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds;
+        Clip += Stopwatch.GetElapsedTime(t2, t3).TotalMilliseconds;
+        Optimizer += Stopwatch.GetElapsedTime(t3, t4).TotalMilliseconds;
+        Ema += Stopwatch.GetElapsedTime(t4, t5).TotalMilliseconds;
+    }
+}
+
 /// <summary>Training stopped because the loss or the gradient became non-finite.</summary>
 public sealed class TrainingDivergedException : Exception
 {
@@ -179,6 +202,62 @@ public sealed class Trainer : IDisposable
         return _epochOrder!.narrow(0, position * batch, batch);
     }
 
+    /// <summary>
+    /// One training step (Algorithm 1 with the configured recipe): the next batch with flips and class dropout,
+    /// timesteps, the loss, backward, global-norm clip, Adam at this step's learning rate, EMA. Advances
+    /// <see cref="Step"/>. With <paramref name="times"/> each phase's wall time is added to it (the benchmark times
+    /// exactly this step).
+    /// </summary>
+    public TrainingStepResult TrainStep(StepPhaseTimes? times = null)
+    {
+        var t = Config.Training!;
+        _network.train();
+        TrainingStepResult result;
+        using (var scope = NewDisposeScope())
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            var indices = NextBatchIndices();
+            var x0 = _data.Samples.index_select(0, indices);
+            var labels = _data.Labels is not null && Config.Model.NumClasses > 0 ? _data.Labels.index_select(0, indices) : null;
+            if (t.RandomFlip && x0.dim() == 4)
+            {
+                var flip = (rand(new long[] { x0.shape[0] }, generator: _generator) < 0.5).reshape(-1, 1, 1, 1);
+                x0 = where(flip, x0.flip(3), x0);
+            }
+            if (labels is not null && t.ClassDropout > 0)
+            {
+                var drop = rand(new long[] { x0.shape[0] }, generator: _generator) < t.ClassDropout;
+                labels = where(drop, full_like(labels, Config.Model.NumClasses), labels);
+            }
+            var (timesteps, weights) = _timestepSampler.Sample((int)x0.shape[0], _generator);
+            var noise = randn(x0.shape, generator: _generator);
+            var terms = _diffusion.TrainingLosses(_denoiser.AsDenoiser(labels), x0, timesteps, noise);
+            var loss = (terms.Loss * weights).mean();
+            double lossValue = loss.item<float>();
+            if (!double.IsFinite(lossValue))
+                throw new TrainingDivergedException($"the loss became {lossValue} at step {Step + 1}; the last good checkpoint is {LastCheckpointDescription()}. Lower --lr or raise --warmup and resume from it.");
+            long t1 = Stopwatch.GetTimestamp();
+            _optimizer.ZeroGrad();
+            loss.backward();
+            long t2 = Stopwatch.GetTimestamp();
+            double gradNorm = nn.utils.clip_grad_norm_(_parameterObjects, t.GradClip);
+            if (!double.IsFinite(gradNorm))
+                throw new TrainingDivergedException($"the gradient norm became {gradNorm} at step {Step + 1}; the last good checkpoint is {LastCheckpointDescription()}. Lower --lr or raise --warmup and resume from it.");
+            long t3 = Stopwatch.GetTimestamp();
+            _optimizer.LearningRate = LearningRateAt(Step);
+            _optimizer.Step();
+            long t4 = Stopwatch.GetTimestamp();
+            _ema.Update();
+            long t5 = Stopwatch.GetTimestamp();
+            _timestepSampler.Update(timesteps.data<long>().ToArray(), terms.Loss.detach().to_type(ScalarType.Float32).data<float>().ToArray());
+            result = new TrainingStepResult(lossValue, gradNorm,
+                terms.Mse is null ? null : terms.Mse.mean().item<float>(), terms.Vb is null ? null : terms.Vb.mean().item<float>());
+            times?.Add(t0, t1, t2, t3, t4, t5);
+        }
+        Step++;
+        return result;
+    }
+
     /// <summary>Trains until the configured number of steps, checkpointing on the way and at the end.</summary>
     public void Run(IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
@@ -191,43 +270,7 @@ public sealed class Trainer : IDisposable
         _network.train();
         while (Step < t.Steps && !cancellation.IsCancellationRequested)
         {
-            double lossValue, gradNorm;
-            double? mseValue, vbValue;
-            using (var scope = NewDisposeScope())
-            {
-                var indices = NextBatchIndices();
-                var x0 = _data.Samples.index_select(0, indices);
-                var labels = _data.Labels is not null && Config.Model.NumClasses > 0 ? _data.Labels.index_select(0, indices) : null;
-                if (t.RandomFlip && x0.dim() == 4)
-                {
-                    var flip = (rand(new long[] { x0.shape[0] }, generator: _generator) < 0.5).reshape(-1, 1, 1, 1);
-                    x0 = where(flip, x0.flip(3), x0);
-                }
-                if (labels is not null && t.ClassDropout > 0)
-                {
-                    var drop = rand(new long[] { x0.shape[0] }, generator: _generator) < t.ClassDropout;
-                    labels = where(drop, full_like(labels, Config.Model.NumClasses), labels);
-                }
-                var (timesteps, weights) = _timestepSampler.Sample((int)x0.shape[0], _generator);
-                var noise = randn(x0.shape, generator: _generator);
-                var terms = _diffusion.TrainingLosses(_denoiser.AsDenoiser(labels), x0, timesteps, noise);
-                var loss = (terms.Loss * weights).mean();
-                lossValue = loss.item<float>();
-                if (!double.IsFinite(lossValue))
-                    throw new TrainingDivergedException($"the loss became {lossValue} at step {Step + 1}; the last good checkpoint is {LastCheckpointDescription()}. Lower --lr or raise --warmup and resume from it.");
-                _optimizer.ZeroGrad();
-                loss.backward();
-                gradNorm = nn.utils.clip_grad_norm_(_parameterObjects, t.GradClip);
-                if (!double.IsFinite(gradNorm))
-                    throw new TrainingDivergedException($"the gradient norm became {gradNorm} at step {Step + 1}; the last good checkpoint is {LastCheckpointDescription()}. Lower --lr or raise --warmup and resume from it.");
-                _optimizer.LearningRate = LearningRateAt(Step);
-                _optimizer.Step();
-                _ema.Update();
-                _timestepSampler.Update(timesteps.data<long>().ToArray(), terms.Loss.detach().to_type(ScalarType.Float32).data<float>().ToArray());
-                mseValue = terms.Mse is null ? null : terms.Mse.mean().item<float>();
-                vbValue = terms.Vb is null ? null : terms.Vb.mean().item<float>();
-            }
-            Step++;
+            var (lossValue, gradNorm, mseValue, vbValue) = TrainStep();
             imagesSinceLog += t.BatchSize;
 
             if (Step % t.LogEvery == 0 || Step == t.Steps)
