@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Ddpm.Cli.Output;
 using Ddpm.Data;
 using Ddpm.Diffusion;
+using Ddpm.Generation;
 using Ddpm.Models;
 using Ddpm.Schedules;
 using Ddpm.Training;
@@ -15,36 +17,11 @@ namespace Ddpm.Cli.Commands;
 /// <summary><c>ddpm train</c>: trains a model on a data set, or resumes a run.</summary>
 public static class TrainCommand
 {
-    /// <summary>Model presets by name: the U-Net presets and the toy MLP for 2-D data.</summary>
-    public const string ToyPreset = "toy-mlp";
-
-    public static ModelConfig Preset(string name) =>
-        name == ToyPreset ? new ModelConfig(ToyMlp: new ToyMlpConfig())
-        : UNetPresets.All.TryGetValue(name, out var unet) ? new ModelConfig(unet)
-        : throw new CliUsageException($"unknown preset '{name}'. Known presets: {string.Join(", ", UNetPresets.All.Keys.Append(ToyPreset))}.");
-
-    /// <summary>Loads the training split of <paramref name="name"/> as training data for <paramref name="model"/>.</summary>
-    public static TrainingData LoadData(string name, string? dataDir, ModelConfig model, long seed)
-    {
-        if (ToyDatasets.IsToy(name))
-        {
-            if (model.IsImageModel) throw new CliUsageException($"'{name}' is 2-D toy data: train it with --preset {ToyPreset}.");
-            var points = ToyDatasets.Sample(name, 100_000, new Generator((ulong)seed)).DetachFromDisposeScope();
-            return new TrainingData(points, null, name);
-        }
-        if (!model.IsImageModel) throw new CliUsageException($"--preset {ToyPreset} is for 2-D toy data (toy:moons, toy:swissroll, toy:8gaussians, toy:checkerboard); pick an image preset for '{name}'.");
-        var dataset = DatasetLoader.Load(name, dataDir, "train", model.UNet!.ImageSize);
-        if (dataset.Channels != model.UNet.InChannels || dataset.ImageSize != model.UNet.ImageSize)
-            throw new CliUsageException($"'{name}' has {dataset.Channels}×{dataset.Height}×{dataset.Width} images but the model expects {model.UNet.InChannels}×{model.UNet.ImageSize}×{model.UNet.ImageSize}: " +
-                (dataset.Channels != model.UNet.InChannels ? $"pass --in-channels {dataset.Channels}{(dataset.Channels == 3 ? " (or --preset rgb32)" : "")}." : $"pass --image-size {dataset.ImageSize}."));
-        return new TrainingData(dataset.Images, dataset.Labels, dataset.Name, dataset.NumClasses);
-    }
-
     public static Command Create(CliContext context)
     {
         var dataset = CliOptions.Text("--dataset", "Data set: fashion-mnist, mnist, cifar10, folder:PATH, toy:moons, toy:swissroll, toy:8gaussians, toy:checkerboard.", "NAME");
         var dataDir = CliOptions.Text("--data-dir", "Directory of the data set's files (fashion-mnist defaults to /usr/share/datasets/fashion-mnist).", "DIR");
-        var preset = CliOptions.Text("--preset", $"Model preset: {string.Join(", ", UNetPresets.All.Keys)}, {ToyPreset} (default: fashion-mnist, or {ToyPreset} for toy data).", "NAME");
+        var preset = CliOptions.Text("--preset", $"Model preset: {string.Join(", ", ModelPresets.Names)} (default: fashion-mnist, or {ModelPresets.ToyMlp} for toy data).", "NAME");
         var steps = CliOptions.Long("--steps", "Total training steps.", 10_000, 1, helpName: "N");
         var output = CliOptions.OutputDirectory(description: "Run directory: checkpoints/, samples/ and log.jsonl go here.");
         output.Required = false;
@@ -106,7 +83,7 @@ public static class TrainCommand
                 string checkpointDir = Checkpoint.Resolve(resumePath);
                 var saved = Checkpoint.ReadConfig(checkpointDir);
                 string name = parse.GetValue(dataset) ?? saved.Dataset ?? throw new CliUsageException("the checkpoint does not name its data set: pass --dataset.");
-                data = LoadData(name, parse.GetValue(dataDir), saved.Model, saved.Training?.Seed ?? 0);
+                data = TrainingInput.LoadData(name, parse.GetValue(dataDir), saved.Model, saved.Training?.Seed ?? 0);
                 long? total = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
                 trainer = Trainer.Resume(checkpointDir, data, total, outDir);
             }
@@ -114,10 +91,10 @@ public static class TrainCommand
             {
                 if (outDir is null) throw new CliUsageException("--out DIR is required (or --resume PATH to continue a run).");
                 string name = parse.GetValue(dataset) ?? throw new CliUsageException("--dataset is required, e.g. --dataset fashion-mnist.");
-                var model = Preset(parse.GetValue(preset) ?? (ToyDatasets.IsToy(name) ? ToyPreset : "fashion-mnist"));
+                var model = TrainingInput.Preset(parse.GetValue(preset) ?? TrainingInput.DefaultPreset(name));
                 if (shape.AnyGiven(parse))
                 {
-                    if (!model.IsImageModel) throw new CliUsageException($"the network shape options apply to U-Net presets, not to {ToyPreset}.");
+                    if (!model.IsImageModel) throw new CliUsageException($"the network shape options apply to U-Net presets, not to {ModelPresets.ToyMlp}.");
                     model = model with { UNet = shape.Apply(model.UNet!, parse) };
                 }
                 if (parse.GetResult(gamma) is { Implicit: false } && parse.GetValue(weighting) != LossWeighting.MinSnr)
@@ -152,7 +129,7 @@ public static class TrainCommand
                 }
                 if (Checkpoint.List(outDir).Length > 0)
                     throw new CliUsageException($"'{outDir}' already holds a training run: continue it with --resume {outDir}, or choose another --out.");
-                data = LoadData(name, parse.GetValue(dataDir), model, training.Seed);
+                data = TrainingInput.LoadData(name, parse.GetValue(dataDir), model, training.Seed);
                 if (parse.GetValue(conditional))
                 {
                     if (data.Labels is null || data.NumClasses < 2)
@@ -195,13 +172,13 @@ public static class TrainCommand
                     {
                         var task = ctx.AddTask("training", maxValue: t.Steps);
                         task.Value = trainer.Step;
-                        trainer.Run(new Progress(task), cancellation.Token);
+                        trainer.Run(new TrainingProgressBar(task), cancellation.Token);
                     });
             }
             else
             {
                 // Not a terminal (a log file, CI): one plain line per log interval instead of a live bar.
-                trainer.Run(new PlainProgress(context.Out), cancellation.Token);
+                trainer.Run(new TrainingProgressLines(context.Out), cancellation.Token);
             }
         }
         finally
@@ -211,32 +188,5 @@ public static class TrainCommand
         var last = Checkpoint.List(trainer.RunDirectory).LastOrDefault();
         context.Console.MarkupLine($"{(cancellation.IsCancellationRequested ? "interrupted" : "finished")} at step {trainer.Step:N0}; checkpoint [bold]{Markup.Escape(last ?? "-")}[/]");
         return cancellation.IsCancellationRequested ? ExitCodes.Cancelled : ExitCodes.Success;
-    }
-
-    private static string Describe(TrainingProgress p) =>
-        string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} grad {p.GradNorm:F3} lr {p.LearningRate:E2} {p.ImagesPerSecond:F1} img/s");
-
-    /// <summary>Updates a Spectre progress task synchronously (Progress&lt;T&gt; would post to a thread pool).</summary>
-    private sealed class Progress(ProgressTask task) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            task.Value = value.Step;
-            task.Description = Markup.Escape(Describe(value));
-        }
-    }
-
-    /// <summary>h:mm:ss with the hours not wrapped at 24 (a TimeSpan's "hh" drops whole days).</summary>
-    public static string Clock(TimeSpan span) => string.Create(CultureInfo.InvariantCulture, $"{(long)span.TotalHours}:{span:mm\\:ss}");
-
-    private sealed class PlainProgress(TextWriter output) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            double secondsPerStep = value.ElapsedSeconds / Math.Max(1, value.Step);
-            var eta = TimeSpan.FromSeconds((value.TotalSteps - value.Step) * secondsPerStep);
-            output.WriteLine($"{Describe(value)} elapsed {Clock(TimeSpan.FromSeconds(value.ElapsedSeconds))} eta {Clock(eta)}");
-            output.Flush();
-        }
     }
 }

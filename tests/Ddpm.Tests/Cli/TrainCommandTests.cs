@@ -8,8 +8,8 @@ public class TrainCommandTests
     [Fact]
     public void TheProgressClockDoesNotWrapAtADay()
     {
-        Assert.Equal("25:30:07", TrainCommand.Clock(TimeSpan.FromSeconds(25 * 3600 + 30 * 60 + 7)));
-        Assert.Equal("0:00:59", TrainCommand.Clock(TimeSpan.FromSeconds(59)));
+        Assert.Equal("25:30:07", Ddpm.Cli.Output.TrainingProgressText.Clock(TimeSpan.FromSeconds(25 * 3600 + 30 * 60 + 7)));
+        Assert.Equal("0:00:59", Ddpm.Cli.Output.TrainingProgressText.Clock(TimeSpan.FromSeconds(59)));
     }
 
     [Fact]
