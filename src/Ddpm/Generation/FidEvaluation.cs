@@ -69,70 +69,74 @@ public static class FidEvaluation
         var referenceStats = ReferenceStats(network, request, reference, cacheDir, progress, notes);
 
         using var candidate = new FeatureAccumulator(network);
-        ResumePoint? resumed = null;
-        string source, samplerName;
-        string? guidance = null;
-        int? steps = null, networkCalls = null;
-        SamplerSettings? settings = null;
-        if (request.Real is DataSplit realSplit)
-        {
-            string realName = NllEvaluation.SplitName(realSplit);
-            using var images = DatasetLoader.Load(name, request.DataDir, realName);
-            if (request.Count > images.Count) throw new InvalidRequestException("n", $"--n {request.Count} is more than the {images.Count:N0} images of the {realName} split.");
-            // A seeded random subset, so that a count below the split's size is not biased by the file's order.
-            using var generator = new Generator((ulong)request.Seed);
-            using var order = randperm(images.Count, generator: generator);
-            var indices = order.narrow(0, 0, request.Count).data<long>().Select(i => (int)i).ToArray();
-            AddImages(candidate, images, indices, request.Batch, $"features of {request.Count:N0} {realName} images", progress, cancellationToken);
-            source = $"{images.Name}:{realName}";
-            samplerName = "real images";
-        }
-        else
-        {
-            settings = (request.Sampler ?? new SamplerChoice()).Resolve(model!.Config.Diffusion, clip: true);
-            steps = settings.Steps;
-            using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
-            samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
-            int calls = scheduler.Timesteps.Count;
-            networkCalls = calls;
-            var conditioningRequest = request.Conditioning ?? ConditioningRequest.None;
-            if (conditioningRequest.AllClasses) throw new InvalidRequestException("class", "FID samples the classes in turn or one class; 'all' is for ddpm sample.");
-            using var conditioning = Conditioning.Create(model, conditioningRequest);
-            guidance = conditioning.Description;
-            if (guidance is not null) samplerName += ", " + guidance;
-            using var generator = new Generator((ulong)request.Seed);
-            int batches = (request.Count + request.Batch - 1) / request.Batch;
-            string key = ProgressKey(request, model, settings, conditioningRequest);
-            var saved = new FeatureProgress(Path.Combine(cacheDir, "progress", $"fid-{key}.safetensors"), key);
-            if (batches > 1)
-                notes?.Invoke($"progress is saved after every batch in {saved.Path}: if this run stops, the same command resumes it");
-            string phase = $"{samplerName}, {settings.Steps} steps, {request.Count:N0} samples";
-            long total = (long)batches * calls;
-            progress?.Report(new JobProgress(phase, 0, total));
-            resumed = saved.Accumulate(candidate, generator, batches, b =>
-            {
-                int start = b * request.Batch, size = Math.Min(request.Batch, request.Count - start);
-                var labels = conditioning.Labels(start, size, request.Count);
-                var guided = conditioning.ForBatch(labels, settings.Kind);
-                var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
-                long done = (long)b * calls;
-                var stepProgress = new InlineProgress<SamplingProgress>(p => progress?.Report(new JobProgress(phase, done + p.Step, total)));
-                return (DiffusionSampler.Sample(scheduler, guided.Denoiser, shape, generator, progress: stepProgress, meanShift: guided.MeanShift,
-                    cancellationToken: cancellationToken), labels);
-            });
-            if (resumed is not null)
-                notes?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                    $"resumed: the first {resumed.Samples:N0} samples ({resumed.Batches} batches, {resumed.Seconds:0} s) came from an earlier run of this command"));
-            source = model.Directory;
-        }
+        var source = request.Real is DataSplit realSplit
+            ? RealFeatures(candidate, request, name, realSplit, progress, cancellationToken)
+            : SampledFeatures(candidate, model!, request, cacheDir, progress, notes, cancellationToken);
         double value = FrechetDistance.Compute(candidate.Statistics(), referenceStats);
         watch.Stop();
         var fractions = candidate.ClassCounts.Select(c => (double)c / candidate.Count).ToArray();
-        return new FidResult(source, samplerName, steps, networkCalls, settings is { Kind: SamplerKind.Ddim } ? settings.Eta : null,
+        var settings = source.Settings;
+        return new FidResult(source.Name, source.Description, settings?.Steps, source.NetworkCalls, settings is { Kind: SamplerKind.Ddim } ? settings.Eta : null,
             request.Sampler?.Variance is { } variance ? EnumNames.Kebab(variance) : null, candidate.Count, $"{reference.Name}:{split}", reference.Count,
             request.FeatureNetwork, info.TestAccuracy, value, fractions, candidate.Labelled > 0 ? (double)candidate.LabelledCorrect / candidate.Labelled : null,
-            guidance, watch.Elapsed.TotalSeconds + (resumed?.Seconds ?? 0), Note, resumed?.Samples,
+            source.Guidance, watch.Elapsed.TotalSeconds + (source.Resumed?.Seconds ?? 0), Note, source.Resumed?.Samples,
             model?.Compute.Describe(), (double)candidate.Unplaced / candidate.Count, FidResult.Entropy(fractions));
+    }
+
+    /// <summary>Where the candidate features came from: a name, the sampler in words, its settings and calls, guidance, and a resumed start.</summary>
+    private sealed record CandidateSource(string Name, string Description, SamplerSettings? Settings = null, int? NetworkCalls = null,
+        string? Guidance = null, ResumePoint? Resumed = null);
+
+    /// <summary>A seeded random subset of a real split, so that a count below the split's size is not biased by the file's order.</summary>
+    private static CandidateSource RealFeatures(FeatureAccumulator candidate, FidRequest request, string name, DataSplit realSplit,
+        IProgress<JobProgress>? progress, CancellationToken cancellationToken)
+    {
+        string realName = NllEvaluation.SplitName(realSplit);
+        using var images = DatasetLoader.Load(name, request.DataDir, realName);
+        if (request.Count > images.Count) throw new InvalidRequestException("n", $"--n {request.Count} is more than the {images.Count:N0} images of the {realName} split.");
+        using var generator = new Generator((ulong)request.Seed);
+        using var order = randperm(images.Count, generator: generator);
+        var indices = order.narrow(0, 0, request.Count).data<long>().Select(i => (int)i).ToArray();
+        AddImages(candidate, images, indices, request.Batch, $"features of {request.Count:N0} {realName} images", progress, cancellationToken);
+        return new CandidateSource($"{images.Name}:{realName}", "real images");
+    }
+
+    /// <summary>Samples in batches into the features, saving progress after every batch so that the same request resumes.</summary>
+    private static CandidateSource SampledFeatures(FeatureAccumulator candidate, DiffusionModel model, FidRequest request, string cacheDir,
+        IProgress<JobProgress>? progress, Action<string>? notes, CancellationToken cancellationToken)
+    {
+        var settings = (request.Sampler ?? new SamplerChoice()).Resolve(model.Config.Diffusion, clip: true);
+        using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
+        string samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
+        int calls = scheduler.Timesteps.Count;
+        var conditioningRequest = request.Conditioning ?? ConditioningRequest.None;
+        if (conditioningRequest.AllClasses) throw new InvalidRequestException("class", "FID samples the classes in turn or one class; 'all' is for ddpm sample.");
+        using var conditioning = Conditioning.Create(model, conditioningRequest);
+        if (conditioning.Description is not null) samplerName += ", " + conditioning.Description;
+        using var generator = new Generator((ulong)request.Seed);
+        int batches = (request.Count + request.Batch - 1) / request.Batch;
+        string key = ProgressKey(request, model, settings, conditioningRequest);
+        var saved = new FeatureProgress(Path.Combine(cacheDir, "progress", $"fid-{key}.safetensors"), key);
+        if (batches > 1)
+            notes?.Invoke($"progress is saved after every batch in {saved.Path}: if this run stops, the same command resumes it");
+        string phase = $"{samplerName}, {settings.Steps} steps, {request.Count:N0} samples";
+        long total = (long)batches * calls;
+        progress?.Report(new JobProgress(phase, 0, total));
+        var resumed = saved.Accumulate(candidate, generator, batches, b =>
+        {
+            int start = b * request.Batch, size = Math.Min(request.Batch, request.Count - start);
+            var labels = conditioning.Labels(start, size, request.Count);
+            var guided = conditioning.ForBatch(labels, settings.Kind);
+            var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
+            long done = (long)b * calls;
+            var stepProgress = new InlineProgress<SamplingProgress>(p => progress?.Report(new JobProgress(phase, done + p.Step, total)));
+            return (DiffusionSampler.Sample(scheduler, guided.Denoiser, shape, generator, progress: stepProgress, meanShift: guided.MeanShift,
+                cancellationToken: cancellationToken), labels);
+        });
+        if (resumed is not null)
+            notes?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"resumed: the first {resumed.Samples:N0} samples ({resumed.Batches} batches, {resumed.Seconds:0} s) came from an earlier run of this command"));
+        return new CandidateSource(model.Directory, samplerName, settings, calls, conditioning.Description, resumed);
     }
 
     /// <summary>The reference split's feature statistics: cached per (feature network, data set, split, count).</summary>

@@ -128,21 +128,12 @@ public static class SamplingPipeline
                 var labels = conditioning.Labels(start, size, request.Count);
                 if (labels is not null) labelParts.Add(labels);
                 var guided = conditioning.ForBatch(labels, settings.Kind);
-                long keep = image ? Math.Min(request.Frames?.Samples ?? 0, size) : size;
                 int batch = b;
-                Action<SamplingStepView>? stepObserver = null;
-                if (onStep is not null || (b == 0 && frameSteps.Length > 0))
+                Action<SamplingStepView>? stepObserver = onStep is null && (b > 0 || frameSteps.Length == 0) ? null : view =>
                 {
-                    stepObserver = view =>
-                    {
-                        onStep?.Invoke(new SampleStep(batch, batches, view));
-                        if (batch != 0 || Array.BinarySearch(frameSteps, view.Step) < 0) return;
-                        int level = view.Step + 1 < timesteps.Length ? timesteps[view.Step + 1] + 1 : 0;
-                        frames.Add(new DenoisingFrame(view.Step, view.Timestep, level,
-                            view.Sample.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope(),
-                            view.PredictedX0.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope()));
-                    };
-                }
+                    onStep?.Invoke(new SampleStep(batch, batches, view));
+                    if (batch == 0) CaptureFrame(frames, frameSteps, timesteps, view, image ? Math.Min(request.Frames?.Samples ?? 0, size) : size);
+                };
                 long done = (long)b * calls;
                 var stepProgress = progress is null ? null : new InlineProgress<SamplingProgress>(p => progress.Report(new JobProgress(phase, done + p.Step, (long)calls * batches)));
                 var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
@@ -151,15 +142,7 @@ public static class SamplingPipeline
                 parts.Add(samples.DetachFromDisposeScope());
             }
             watch.Stop();
-            Tensor? reference = null;
-            string? referenceName = null;
-            string? dataset = model.Config.Dataset;
-            if (!image && dataset is not null && ToyDatasets.Names.Contains(dataset.Trim().ToLowerInvariant()))
-            {
-                // Drawn after sampling, so that the samples do not depend on it.
-                reference = ToyDatasets.Sample(dataset, Math.Min(request.Count, MaxReferencePoints), generator).DetachFromDisposeScope();
-                referenceName = dataset;
-            }
+            var (reference, referenceName) = image ? (null, null) : ReferencePoints(model, request.Count, generator);
             var all = cat(parts.ToArray(), 0).DetachFromDisposeScope();
             var allLabels = labelParts.Count > 0 ? cat(labelParts.ToArray(), 0).DetachFromDisposeScope() : null;
             var result = new SamplingResult(all, allLabels, frames.ToList(), settings, description, calls, watch.Elapsed, request.Count, allClasses, reference, referenceName);
@@ -172,5 +155,24 @@ public static class SamplingPipeline
             foreach (var l in labelParts) l.Dispose();
             foreach (var f in frames) { f.Sample.Dispose(); f.PredictedX0.Dispose(); }
         }
+    }
+
+    /// <summary>Keeps x_t and x̂_0 of the first <paramref name="keep"/> samples when the step is one of <paramref name="frameSteps"/>.</summary>
+    private static void CaptureFrame(List<DenoisingFrame> frames, int[] frameSteps, int[] timesteps, SamplingStepView view, long keep)
+    {
+        if (Array.BinarySearch(frameSteps, view.Step) < 0) return;
+        // The paper's t of the sample after this step: the next timestep in the list (+1), or 0 after the last.
+        int level = view.Step + 1 < timesteps.Length ? timesteps[view.Step + 1] + 1 : 0;
+        frames.Add(new DenoisingFrame(view.Step, view.Timestep, level,
+            view.Sample.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope(),
+            view.PredictedX0.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope()));
+    }
+
+    /// <summary>For a toy model trained on a known point set: points of that set, drawn after the samples so that they do not depend on it.</summary>
+    private static (Tensor? Points, string? Name) ReferencePoints(DiffusionModel model, int count, Generator generator)
+    {
+        string? dataset = model.Config.Dataset;
+        if (dataset is null || !ToyDatasets.Names.Contains(dataset.Trim().ToLowerInvariant())) return (null, null);
+        return (ToyDatasets.Sample(dataset, Math.Min(count, MaxReferencePoints), generator).DetachFromDisposeScope(), dataset);
     }
 }
