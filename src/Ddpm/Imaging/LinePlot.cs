@@ -64,6 +64,24 @@ public static class LinePlot
         }
         canvas.DrawRect(area, framePaint);
 
+        DrawSeries(canvas, area, series, ToPixel, v => double.IsFinite(Tx(v)), v => double.IsFinite(Ty(v)));
+
+        PlotText.Draw(canvas, o.Title, o.Width / 2f, Top - 14, SKTextAlign.Center, TitleSize, Foreground);
+        PlotText.Draw(canvas, o.XLabel, area.MidX, o.Height - 12, SKTextAlign.Center, LabelSize, Foreground);
+        canvas.Save();
+        canvas.RotateDegrees(-90, 16, area.MidY);
+        PlotText.Draw(canvas, o.YLabel, 16, area.MidY + LabelSize * 0.35f, SKTextAlign.Center, LabelSize, Foreground);
+        canvas.Restore();
+
+        DrawLegend(canvas, area, series);
+        canvas.Flush();
+        return bitmap;
+    }
+
+    /// <summary>Each series as a polyline (broken where a point cannot be drawn on the axes), clipped to the plot area.</summary>
+    private static void DrawSeries(SKCanvas canvas, SKRect area, IReadOnlyList<LineSeries> series, Func<double, double, SKPoint> toPixel,
+        Func<double, bool> drawableX, Func<double, bool> drawableY)
+    {
         canvas.Save();
         canvas.ClipRect(area);
         foreach (var s in series)
@@ -73,8 +91,8 @@ public static class LinePlot
             bool started = false;
             for (int i = 0; i < s.Xs.Length; i++)
             {
-                if (!double.IsFinite(Tx(s.Xs[i])) || !double.IsFinite(Ty(s.Ys[i]))) { started = false; continue; }
-                var p = ToPixel(s.Xs[i], s.Ys[i]);
+                if (!drawableX(s.Xs[i]) || !drawableY(s.Ys[i])) { started = false; continue; }
+                var p = toPixel(s.Xs[i], s.Ys[i]);
                 if (started) builder.LineTo(p); else builder.MoveTo(p);
                 started = true;
                 if (s.Markers) canvas.DrawCircle(p, 3, paint);
@@ -83,32 +101,24 @@ public static class LinePlot
             canvas.DrawPath(path, paint);
         }
         canvas.Restore();
+    }
 
-        PlotText.Draw(canvas, o.Title, o.Width / 2f, Top - 14, SKTextAlign.Center, TitleSize, Foreground);
-        PlotText.Draw(canvas, o.XLabel, area.MidX, o.Height - 12, SKTextAlign.Center, LabelSize, Foreground);
-        canvas.Save();
-        canvas.RotateDegrees(-90, 16, area.MidY);
-        PlotText.Draw(canvas, o.YLabel, 16, area.MidY + LabelSize * 0.35f, SKTextAlign.Center, LabelSize, Foreground);
-        canvas.Restore();
-
-        // The legend is as wide as its longest label, so no label runs past the frame, on white so grid lines do not cross it.
+    /// <summary>The legend, as wide as its longest label so that no label runs past the frame, on white so that grid lines do not cross it.</summary>
+    private static void DrawLegend(SKCanvas canvas, SKRect area, IReadOnlyList<LineSeries> series)
+    {
         var labelled = series.Where(s => s.Label.Length > 0).ToArray();
-        if (labelled.Length > 0)
+        if (labelled.Length == 0) return;
+        float textX = area.Right - 8 - labelled.Max(s => PlotText.Measure(s.Label, LabelSize));
+        float legendY = area.Top + 16;
+        using var background = new SKPaint { Color = SKColors.White, Style = SKPaintStyle.Fill };
+        canvas.DrawRect(new SKRect(textX - 36, area.Top + 4, area.Right - 2, area.Top + 8 + labelled.Length * (LabelSize + 6)), background);
+        foreach (var s in labelled)
         {
-            float textX = area.Right - 8 - labelled.Max(s => PlotText.Measure(s.Label, LabelSize));
-            float legendY = area.Top + 16;
-            using var background = new SKPaint { Color = SKColors.White, Style = SKPaintStyle.Fill };
-            canvas.DrawRect(new SKRect(textX - 36, area.Top + 4, area.Right - 2, area.Top + 8 + labelled.Length * (LabelSize + 6)), background);
-            foreach (var s in labelled)
-            {
-                using var paint = new SKPaint { Color = s.Color, StrokeWidth = 3, Style = SKPaintStyle.Stroke };
-                canvas.DrawLine(textX - 30, legendY - 4, textX - 6, legendY - 4, paint);
-                PlotText.Draw(canvas, s.Label, textX, legendY, SKTextAlign.Left, LabelSize, Foreground);
-                legendY += LabelSize + 6;
-            }
+            using var paint = new SKPaint { Color = s.Color, StrokeWidth = 3, Style = SKPaintStyle.Stroke };
+            canvas.DrawLine(textX - 30, legendY - 4, textX - 6, legendY - 4, paint);
+            PlotText.Draw(canvas, s.Label, textX, legendY, SKTextAlign.Left, LabelSize, Foreground);
+            legendY += LabelSize + 6;
         }
-        canvas.Flush();
-        return bitmap;
     }
 
     public static void SavePng(string path, IReadOnlyList<LineSeries> series, LinePlotOptions? options = null)

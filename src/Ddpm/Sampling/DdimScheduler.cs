@@ -14,9 +14,9 @@ public sealed class DdimScheduler : SchedulerBase
 {
     public double Eta { get; }
 
-    public DdimScheduler(DiffusionConfig config, double eta = 0.0, TimestepSpacing spacing = TimestepSpacing.Leading,
+    public DdimScheduler(DiffusionConfig config, double eta = 0.0, TimestepSpacing? spacing = null,
         X0Clipping? clipping = null, NoiseSchedule? schedule = null)
-        : base(schedule is null ? new GaussianDiffusion(config) : new GaussianDiffusion(config, schedule), spacing, clipping)
+        : base(schedule is null ? new GaussianDiffusion(config) : new GaussianDiffusion(config, schedule), SamplerKind.Ddim, spacing, clipping)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
         {
@@ -24,7 +24,7 @@ public sealed class DdimScheduler : SchedulerBase
             throw new ArgumentException($"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like); got {eta}.", nameof(eta));
         }
         Eta = eta;
-        SetTimesteps(TrainTimesteps);
+        UseDefaultSteps();
     }
 
     /// <summary>The timestep after <paramref name="timestep"/> in sampling order, or −1 (ᾱ = 1, clean data) after the last.</summary>

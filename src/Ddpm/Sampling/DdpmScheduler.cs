@@ -14,8 +14,8 @@ public sealed class DdpmScheduler : SchedulerBase
     private readonly DiffusionConfig _config;
     private GaussianDiffusion _respaced;
 
-    public DdpmScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, X0Clipping? clipping = null)
-        : base(new GaussianDiffusion(config), spacing, clipping)
+    public DdpmScheduler(DiffusionConfig config, TimestepSpacing? spacing = null, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), SamplerKind.Ddpm, spacing, clipping)
     {
         _config = config;
         _respaced = new GaussianDiffusion(config, Diffusion.Schedule);

@@ -22,8 +22,8 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
 
     public int Order { get; }
 
-    public DpmSolverMultistepScheduler(DiffusionConfig config, int order = 2, TimestepSpacing spacing = TimestepSpacing.LogSnr, X0Clipping? clipping = null)
-        : base(new GaussianDiffusion(config), spacing, clipping)
+    public DpmSolverMultistepScheduler(DiffusionConfig config, int order = 2, TimestepSpacing? spacing = null, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), SamplerKind.DpmSolver2M, spacing, clipping)
     {
         if (order is not (1 or 2))
         {
@@ -31,7 +31,7 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
             throw new ArgumentException($"order must be 1 or 2; got {order}.", nameof(order));
         }
         Order = order;
-        SetTimesteps(Math.Min(TrainTimesteps, SamplerFactory.DefaultSteps(SamplerKind.DpmSolver2M, TrainTimesteps)));
+        UseDefaultSteps();
     }
 
     protected override void UseTimesteps(int[] ascending)

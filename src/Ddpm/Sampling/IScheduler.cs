@@ -50,11 +50,13 @@ public abstract class SchedulerBase : IScheduler
     private int[] _descending = Array.Empty<int>();
     private Dictionary<int, int> _indexOf = new();
 
-    protected SchedulerBase(GaussianDiffusion diffusion, TimestepSpacing spacing, X0Clipping? clipping)
+    /// <summary>Null <paramref name="spacing"/> takes <paramref name="kind"/>'s default (<see cref="SamplerFactory.DefaultSpacing"/>).</summary>
+    protected SchedulerBase(GaussianDiffusion diffusion, SamplerKind kind, TimestepSpacing? spacing, X0Clipping? clipping)
     {
         Diffusion = diffusion;
         AlphasCumprod = diffusion.Schedule.AlphasCumprod;
-        Spacing = spacing;
+        Kind = kind;
+        Spacing = spacing ?? SamplerFactory.DefaultSpacing(kind);
         Clipping = clipping ?? new X0Clipping();
         Clipping.Validate();
     }
@@ -63,6 +65,8 @@ public abstract class SchedulerBase : IScheduler
     protected GaussianDiffusion Diffusion { get; }
     /// <summary>ᾱ_t of the training schedule, float64, index t = 0 … T−1.</summary>
     protected double[] AlphasCumprod { get; }
+    /// <summary>The sampler this scheduler implements; its defaults are <see cref="SamplerFactory"/>'s.</summary>
+    public SamplerKind Kind { get; }
     public TimestepSpacing Spacing { get; }
     /// <summary>What is done to x̂_0: the clamp to [−1, 1] by default, dynamic thresholding, or nothing.</summary>
     public X0Clipping Clipping { get; }
@@ -77,6 +81,9 @@ public abstract class SchedulerBase : IScheduler
     /// a batch of nearby latents decodes to a smooth strip (Ho et al. 2020, §4.3). Off by default.
     /// </summary>
     public bool SharedNoise { get; init; }
+
+    /// <summary>The sampler's default number of steps (<see cref="SamplerFactory.DefaultSteps"/>): what a new scheduler starts with.</summary>
+    protected void UseDefaultSteps() => SetTimesteps(SamplerFactory.DefaultSteps(Kind, TrainTimesteps));
 
     public void SetTimesteps(int inferenceSteps) => UseTimesteps(TimestepSelection.Select(AlphasCumprod, inferenceSteps, Spacing));
 

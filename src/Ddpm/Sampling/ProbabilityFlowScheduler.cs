@@ -35,11 +35,11 @@ public sealed class ProbabilityFlowScheduler : SchedulerBase
     public OdeMethod Method { get; }
     public override IReadOnlyList<int> Timesteps => _calls;
 
-    public ProbabilityFlowScheduler(DiffusionConfig config, OdeMethod method = OdeMethod.Heun, TimestepSpacing spacing = TimestepSpacing.Karras, X0Clipping? clipping = null)
-        : base(new GaussianDiffusion(config), spacing, clipping)
+    public ProbabilityFlowScheduler(DiffusionConfig config, OdeMethod method = OdeMethod.Heun, TimestepSpacing? spacing = null, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), method == OdeMethod.Euler ? SamplerKind.Euler : SamplerKind.Heun, spacing, clipping)
     {
         Method = method;
-        SetTimesteps(SamplerFactory.DefaultSteps(SamplerKind.Euler, TrainTimesteps));
+        UseDefaultSteps();
     }
 
     /// <summary>The chosen levels as ODE steps (Heun: 2·steps − 1 network calls).</summary>

@@ -14,10 +14,10 @@ namespace Ddpm.Sampling;
 /// </summary>
 public sealed class ReverseSdeScheduler : SchedulerBase
 {
-    public ReverseSdeScheduler(DiffusionConfig config, TimestepSpacing spacing = TimestepSpacing.Linspace, X0Clipping? clipping = null)
-        : base(new GaussianDiffusion(config), spacing, clipping)
+    public ReverseSdeScheduler(DiffusionConfig config, TimestepSpacing? spacing = null, X0Clipping? clipping = null)
+        : base(new GaussianDiffusion(config), SamplerKind.Sde, spacing, clipping)
     {
-        SetTimesteps(TrainTimesteps);
+        UseDefaultSteps();
     }
 
     /// <summary>With <paramref name="meanShift"/> g the drift gains Δτ·g: the score of p(x)·p(y|x)^s (the noise variance is Δτ).</summary>
