@@ -212,11 +212,35 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
         long flops = 2 * ch * emb + 2 * emb * emb;
         if (config.NumClasses > 0) class_embed = nn.Embedding(config.NumClasses + 1, emb);
 
+        var skipChannels = new Stack<long>();
+        var (inputs, channels, size) = DownPath(config, emb, skipChannels);
+        input_blocks = new ModuleList<TimestepSequential>(inputs.ToArray());
+
+        middle_block = new TimestepSequential(
+            new ResBlock(channels, channels, emb, size, config.Dropout, groups),
+            new AttentionBlock(channels, size, groups),
+            new ResBlock(channels, channels, emb, size, config.Dropout, groups));
+
+        var outputs = UpPath(config, emb, skipChannels, ref channels, ref size);
+        output_blocks = new ModuleList<TimestepSequential>(outputs.ToArray());
+
+        out_norm = Layers.GroupNorm(groups, channels);
+        out_conv = Layers.Conv2d(channels, config.OutChannels, 3, padding: 1);
+        TimestepBlock.ZeroParameters(out_conv);
+        flops += inputs.Sum(b => b.ForwardFlops) + middle_block.ForwardFlops + outputs.Sum(b => b.ForwardFlops)
+                 + TimestepBlock.ConvFlops(channels, config.OutChannels, 3, config.ImageSize);
+        _flops = flops;
+        RegisterComponents();
+    }
+
+    /// <summary>The input convolution and the down path, level by level (ResBlocks with attention where configured, then a downsample); pushes each output's channels for the skips.</summary>
+    private static (List<TimestepSequential> Blocks, long Channels, long Size) DownPath(UNetConfig config, long emb, Stack<long> skipChannels)
+    {
+        long ch = config.BaseChannels, groups = config.Groups;
         var inputs = new List<TimestepSequential>
         {
             new(new PlainBlock(Layers.Conv2d(config.InChannels, ch, 3, padding: 1), TimestepBlock.ConvFlops(config.InChannels, ch, 3, config.ImageSize))),
         };
-        var skipChannels = new Stack<long>();
         skipChannels.Push(ch);
         long channels = ch, size = config.ImageSize;
         var attention = config.AttentionResolutions.ToHashSet();
@@ -238,13 +262,14 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
                 skipChannels.Push(channels);
             }
         }
-        input_blocks = new ModuleList<TimestepSequential>(inputs.ToArray());
+        return (inputs, channels, size);
+    }
 
-        middle_block = new TimestepSequential(
-            new ResBlock(channels, channels, emb, size, config.Dropout, groups),
-            new AttentionBlock(channels, size, groups),
-            new ResBlock(channels, channels, emb, size, config.Dropout, groups));
-
+    /// <summary>The up path: per level one ResBlock more than down, each taking a skip, attention where configured, an upsample between levels.</summary>
+    private static List<TimestepSequential> UpPath(UNetConfig config, long emb, Stack<long> skipChannels, ref long channels, ref long size)
+    {
+        long ch = config.BaseChannels, groups = config.Groups;
+        var attention = config.AttentionResolutions.ToHashSet();
         var outputs = new List<TimestepSequential>();
         for (int level = config.Levels - 1; level >= 0; level--)
         {
@@ -262,15 +287,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
                 outputs.Add(new TimestepSequential(blocks.ToArray()));
             }
         }
-        output_blocks = new ModuleList<TimestepSequential>(outputs.ToArray());
-
-        out_norm = Layers.GroupNorm(groups, channels);
-        out_conv = Layers.Conv2d(channels, config.OutChannels, 3, padding: 1);
-        TimestepBlock.ZeroParameters(out_conv);
-        flops += inputs.Sum(b => b.ForwardFlops) + middle_block.ForwardFlops + outputs.Sum(b => b.ForwardFlops)
-                 + TimestepBlock.ConvFlops(channels, config.OutChannels, 3, config.ImageSize);
-        _flops = flops;
-        RegisterComponents();
+        return outputs;
     }
 
     /// <summary>Forward FLOPs for one image, counted analytically (2 per multiply-add).</summary>
