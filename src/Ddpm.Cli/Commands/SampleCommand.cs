@@ -82,8 +82,7 @@ public static class SampleCommand
     public static void Run(SampleOptions options, CliContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (File.Exists(options.OutputDirectory))
-            throw new CliUsageException($"--out '{options.OutputDirectory}' is an existing file; give a directory path.");
+        SampleFiles.CheckDirectory(options.OutputDirectory);
         var request = new SamplingRequest(SamplerOptions.Choice(options.Sampling), options.Count, options.Batch, options.Seed,
             new ConditioningRequest(options.Class, options.AllClasses, options.GuidanceScale, options.Classifier, options.ClassifierScale),
             options.Gif ? new FrameCapture(GifSamples, GifFrames) : null);

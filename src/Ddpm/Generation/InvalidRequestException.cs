@@ -10,4 +10,13 @@ public sealed class InvalidRequestException(string? field, string message) : Exc
 {
     /// <summary>The request field at fault, in kebab case (<c>guidance-scale</c>), or null when no single field is.</summary>
     public string? Field { get; } = field;
+
+    /// <summary>A library <see cref="ArgumentException"/> as a request error on <paramref name="field"/>, without its " (Parameter '…')" suffix.</summary>
+    public static InvalidRequestException FromArgument(string field, ArgumentException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        string suffix = $" (Parameter '{e.ParamName}')";
+        string message = e.ParamName is not null && e.Message.EndsWith(suffix, StringComparison.Ordinal) ? e.Message[..^suffix.Length] : e.Message;
+        return new InvalidRequestException(field, message);
+    }
 }

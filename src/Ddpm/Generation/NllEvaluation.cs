@@ -40,7 +40,7 @@ public static class NllEvaluation
         if (request.Batch < 1) throw new InvalidRequestException("batch", $"--batch must be an integer >= 1; got {request.Batch}.");
         DiffusionConfig config;
         try { config = SamplerFactory.WithVariance(model.Config.Diffusion, request.Variance); }
-        catch (ArgumentException e) { throw new InvalidRequestException("variance", e.Message.Split(" (Parameter", 2)[0]); }
+        catch (ArgumentException e) { throw InvalidRequestException.FromArgument("variance", e); }
         string name = request.Dataset ?? model.Config.Dataset ?? throw new InvalidRequestException("dataset", "the checkpoint does not name its data set: pass --dataset.");
         string split = SplitName(request.Split);
         using var data = DatasetLoader.Load(name, request.DataDir, split, name.StartsWith(DatasetLoader.FolderPrefix, StringComparison.OrdinalIgnoreCase) ? unet.ImageSize : null);

@@ -25,9 +25,15 @@ public static class SampleFiles
     public static IReadOnlyList<string> Write(SamplingResult result, string directory)
     {
         ArgumentNullException.ThrowIfNull(result);
+        CheckDirectory(directory);
+        return result.IsImages ? WriteImages(result, directory) : WritePoints(result, directory);
+    }
+
+    /// <summary>Refuses an output path that is an existing file: call it before sampling, so that no work is lost to a bad path.</summary>
+    public static void CheckDirectory(string directory)
+    {
         if (File.Exists(directory))
             throw new InvalidRequestException("out", $"--out '{directory}' is an existing file; give a directory path.");
-        return result.IsImages ? WriteImages(result, directory) : WritePoints(result, directory);
     }
 
     private static List<string> WriteImages(SamplingResult result, string dir)

@@ -30,7 +30,7 @@ public sealed record SamplerChoice(SamplerKind Sampler = SamplerKind.Ddim, int? 
         }
         catch (ArgumentException e)
         {
-            throw new InvalidRequestException("variance", e.Message.Split(" (Parameter", 2)[0]);
+            throw InvalidRequestException.FromArgument("variance", e);
         }
         return new SamplerSettings(Sampler, steps, eta, clip, Variance, Spacing);
     }

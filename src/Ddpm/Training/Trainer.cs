@@ -211,7 +211,6 @@ public sealed class Trainer : IDisposable
     public TrainingStepResult TrainStep(StepPhaseTimes? times = null)
     {
         var t = Config.Training!;
-        _network.train();
         TrainingStepResult result;
         using (var scope = NewDisposeScope())
         {
