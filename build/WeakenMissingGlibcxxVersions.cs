@@ -6,6 +6,14 @@
 // the Vernaux entry in .gnu.version_r gets VER_FLG_WEAK (0x2): the dynamic loader then accepts its absence.
 // Where libstdc++ is new enough nothing is written. The file is replaced by rename (never written through a
 // hard link into the NuGet cache) and keeps its timestamp, so incremental copies stay up to date.
+//
+// A folder that is shipped to other machines (a .NET tool's publish output, packed into its package) cannot rely on
+// the libstdc++ of the machine that built it: WeakenAbove="GLIBCXX_3.4.30" (Debian 12's newest) also weakens every
+// newer GLIBCXX version, whatever the building machine has. A weak version that the loading system does define binds
+// as usual, so this is harmless on newer distributions.
+//
+// Used by the repository's Directory.Build.targets (through build/Ddpm.targets) and, packed under buildTransitive/,
+// by every project that references the Ddpm package.
 #nullable enable
 using System;
 using System.Runtime.InteropServices;
@@ -20,6 +28,9 @@ public class WeakenMissingGlibcxxVersions : Task
 {
     [Required] public ITaskItem[] Libraries { get; set; } = Array.Empty<ITaskItem>();
 
+    /// <summary>Optional, e.g. "GLIBCXX_3.4.30": GLIBCXX versions newer than this one are weakened even where the system defines them.</summary>
+    public string? WeakenAbove { get; set; }
+
     private const uint ShtGnuVerneed = 0x6ffffffe;
     private const ushort VerFlgWeak = 0x2;
 
@@ -31,8 +42,14 @@ public class WeakenMissingGlibcxxVersions : Task
 
     public override bool Execute()
     {
-        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return true;
-        string? systemLib = LibStdCxxCandidates.FirstOrDefault(File.Exists);
+        bool linux = RuntimeInformation.IsOSPlatform(OSPlatform.Linux);
+        Version? above = ParseGlibcxx(WeakenAbove);
+        if (!string.IsNullOrEmpty(WeakenAbove) && above is null)
+        {
+            Log.LogWarning($"WeakenAbove '{WeakenAbove}' is not a GLIBCXX_x.y.z version; ignored.");
+        }
+        if (!linux && above is null) return true;
+        string? systemLib = linux ? LibStdCxxCandidates.FirstOrDefault(File.Exists) : null;
         byte[] systemBytes = systemLib is null ? Array.Empty<byte>() : File.ReadAllBytes(systemLib);
         foreach (var item in Libraries)
         {
@@ -40,7 +57,11 @@ public class WeakenMissingGlibcxxVersions : Task
             if (!File.Exists(path)) continue;
             try
             {
-                Patch(path, version => systemBytes.Length > 0 && Contains(systemBytes, Encoding.ASCII.GetBytes(version + "\0")));
+                Patch(path, version =>
+                {
+                    if (above is not null && ParseGlibcxx(version) is Version v && v > above) return true;
+                    return linux && !(systemBytes.Length > 0 && Contains(systemBytes, Encoding.ASCII.GetBytes(version + "\0")));
+                });
             }
             catch (Exception e)
             {
@@ -50,7 +71,7 @@ public class WeakenMissingGlibcxxVersions : Task
         return true;
     }
 
-    private void Patch(string path, Func<string, bool> systemDefines)
+    private void Patch(string path, Func<string, bool> mustWeaken)
     {
         byte[] elf = File.ReadAllBytes(path);
         if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[4] != 2 || elf[5] != 1) return; // ELF64 LE only
@@ -76,7 +97,7 @@ public class WeakenMissingGlibcxxVersions : Task
                 {
                     ushort flags = BitConverter.ToUInt16(elf, (int)aux + 4);
                     string name = ReadString(elf, strtab + BitConverter.ToUInt32(elf, (int)aux + 8));
-                    if (file == "libstdc++.so.6" && (flags & VerFlgWeak) == 0 && !systemDefines(name))
+                    if (file == "libstdc++.so.6" && (flags & VerFlgWeak) == 0 && mustWeaken(name))
                     {
                         BitConverter.GetBytes((ushort)(flags | VerFlgWeak)).CopyTo(elf, (int)aux + 4);
                         weakened.Add(name);
@@ -93,8 +114,13 @@ public class WeakenMissingGlibcxxVersions : Task
         File.WriteAllBytes(temp, elf);
         File.SetLastWriteTimeUtc(temp, stamp);
         File.Replace(temp, path, null); // rename: a hard link to the NuGet cache is replaced, not written through
-        Log.LogMessage(MessageImportance.High, $"Ddpm: marked {string.Join(", ", weakened)} weak in {path} (system libstdc++ lacks them)");
+        string why = string.IsNullOrEmpty(WeakenAbove) ? "system libstdc++ lacks them" : $"system libstdc++ lacks them or they are newer than {WeakenAbove}";
+        Log.LogMessage(MessageImportance.High, $"Ddpm: marked {string.Join(", ", weakened)} weak in {path} ({why})");
     }
+
+    /// <summary>"GLIBCXX_3.4.32" as 3.4.32; null for anything else (CXXABI_..., empty).</summary>
+    private static Version? ParseGlibcxx(string? version) =>
+        version is not null && version.StartsWith("GLIBCXX_", StringComparison.Ordinal) && Version.TryParse(version.Substring(8), out var v) ? v : null;
 
     private static string ReadString(byte[] bytes, long offset)
     {

@@ -57,7 +57,7 @@ public static class CommandInputs
 
     /// <summary>The checkpoint option: a checkpoint directory, or a run directory (its newest checkpoint).</summary>
     public static Option<string> CheckpointOption() =>
-        RequiredText("--checkpoint", "Checkpoint directory written by 'ddpm train' (RUN/checkpoints/step-N), or a run directory (its newest checkpoint).", "DIR");
+        RequiredText("--checkpoint", "Checkpoint directory written by 'ddpm train' (RUN/checkpoints/step-N), a run directory (its newest checkpoint), a model under models/ or a diffusers model directory (flat, as google/ddpm-*, or a pipeline).", "DIR");
 
     /// <summary>A required output PNG file path: not a directory, ending in .png. Its directory is created when it is written.</summary>
     public static Option<string> OutputPng(string name = "--out", string description = "Output PNG file (its directory is created if missing).") =>

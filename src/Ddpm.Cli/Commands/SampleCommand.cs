@@ -20,7 +20,9 @@ public sealed record SampleOptions(
     bool AllClasses = false,
     double? GuidanceScale = null,
     string? Classifier = null,
-    double ClassifierScale = 1.0);
+    double ClassifierScale = 1.0,
+    string? InitialNoise = null,
+    string? SaveTensors = null);
 
 /// <summary>
 /// <c>ddpm sample</c>: draws samples from a checkpoint (<see cref="SamplingPipeline"/>) and writes them as PNGs and a
@@ -51,10 +53,12 @@ public static class SampleCommand
         var guidance = CliOptions.Double("--guidance-scale", "Classifier-free guidance weight w: (1 + w)·ε(x, y) − w·ε(x, ∅); 0 is the conditional model (class-conditional checkpoints only).", 0.0, 0.0, 100.0, helpName: "W");
         var classifier = CliOptions.Text("--classifier", "Noise-aware classifier directory (ddpm classifier train) for classifier guidance.", "DIR");
         var classifierScale = CliOptions.Double("--classifier-scale", "Classifier-guidance scale s (with --classifier).", 1.0, 0.0, 1000.0, helpName: "S");
+        var initialNoise = CliOptions.Text("--initial-noise", "Start from this x_T instead of drawing it: a safetensors file and the tensor's name ([N, C, H, W] for the N samples; the name may be left out when the file holds one tensor), e.g. diffusers' latents.", "FILE[:NAME]");
+        var saveTensors = CliOptions.Text("--save-tensors", "Also write the samples as float32 before 8-bit rounding (tensor 'samples', and 'class_labels' when conditional) to this safetensors file.", "FILE");
 
         var command = new Command("sample", "Draw samples from a trained checkpoint with DDPM, DDIM, DPM-Solver++, the probability-flow ODE or the reverse SDE.")
         {
-            checkpoint, n, batch, seed, output, raw, gif, cls, guidance, classifier, classifierScale,
+            checkpoint, n, batch, seed, output, raw, gif, cls, guidance, classifier, classifierScale, initialNoise, saveTensors,
         };
         foreach (var option in sampling.All) command.Add(option);
         command.SetAction(parse =>
@@ -72,7 +76,8 @@ public static class SampleCommand
                 throw new CliUsageException("--classifier-scale needs --classifier DIR.");
             var options = new SampleOptions(parse.GetValue(checkpoint)!, parse.GetValue(output)!, sampling.Read(parse), parse.GetValue(n), parse.GetValue(batch), parse.GetValue(seed),
                 parse.GetValue(raw), parse.GetValue(gif), classIndex, all,
-                parse.GetResult(guidance) is { Implicit: false } ? parse.GetValue(guidance) : null, parse.GetValue(classifier), parse.GetValue(classifierScale));
+                parse.GetResult(guidance) is { Implicit: false } ? parse.GetValue(guidance) : null, parse.GetValue(classifier), parse.GetValue(classifierScale),
+                parse.GetValue(initialNoise), parse.GetValue(saveTensors));
             Run(options, context);
             return ExitCodes.Success;
         });
@@ -83,12 +88,19 @@ public static class SampleCommand
     {
         ArgumentNullException.ThrowIfNull(options);
         SampleFiles.CheckDirectory(options.OutputDirectory);
+        if (options.SaveTensors is not null) SampleFiles.CheckFile(options.SaveTensors, "save-tensors");
+        using var initialNoise = options.InitialNoise is null ? null : TensorFiles.ReadNamed(options.InitialNoise, "initial-noise");
         var request = new SamplingRequest(SamplerOptions.Choice(options.Sampling), options.Count, options.Batch, options.Seed,
             new ConditioningRequest(options.Class, options.AllClasses, options.GuidanceScale, options.Classifier, options.ClassifierScale),
-            options.Gif ? new FrameCapture(GifSamples, GifFrames) : null);
+            options.Gif ? new FrameCapture(GifSamples, GifFrames) : null, initialNoise);
         using var model = DiffusionModel.Load(options.Checkpoint, options.RawWeights, SamplerOptions.Compute(options.Sampling));
         using var result = ProgressBars.Run(context, progress => SamplingPipeline.Run(model, request, progress));
-        var files = SampleFiles.Write(result, options.OutputDirectory);
+        var files = SampleFiles.Write(result, options.OutputDirectory).ToList();
+        if (options.SaveTensors is not null)
+        {
+            SampleFiles.WriteTensors(result, options.SaveTensors);
+            files.Add(options.SaveTensors);
+        }
         // Plain lines (not Spectre markup): they are not wrapped at the console width, so paths stay whole.
         int count = (int)result.Samples.shape[0];
         double seconds = result.Elapsed.TotalSeconds;

@@ -18,6 +18,7 @@ public sealed class SamplerOptions
     public Option<TimestepSpacing?> Spacing { get; }
     public Option<VarianceType?> Variance { get; }
     public Option<PrecisionChoice> Precision { get; }
+    public Option<string?> ClipSample { get; }
 
     public SamplerOptions(SamplerKind defaultSampler)
     {
@@ -27,6 +28,11 @@ public sealed class SamplerOptions
         Spacing = OptionalChoice<TimestepSpacing>("--spacing", "Timestep selection (default: linspace for ddpm and sde, leading for ddim, log-snr for dpm++2m, karras for euler and heun).");
         Variance = VarianceOption("DDPM's reverse variance σ_t²: fixed-small (β̃_t) or fixed-large (β_t) (default: the checkpoint's; ddpm only).");
         Precision = CliOptions.Precision();
+        ClipSample = new Option<string?>("--clip-sample")
+        {
+            Description = "Clip the predicted x̂₀ to [−1, 1] at every step: true or false (default: the checkpoint's scheduler config, else true for images).",
+            HelpName = "true|false",
+        };
     }
 
     /// <summary>--variance fixed-small|fixed-large, null when not given.</summary>
@@ -45,15 +51,21 @@ public sealed class SamplerOptions
             },
         };
 
-    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance, Precision };
+    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance, Precision, ClipSample };
 
     /// <summary>The values given on the command line.</summary>
     public sealed record Values(SamplerKind Sampler, int? Steps, double Eta, bool EtaGiven, TimestepSpacing? Spacing, VarianceType? Variance,
-        PrecisionChoice Precision = PrecisionChoice.Fp32);
+        PrecisionChoice Precision = PrecisionChoice.Fp32, bool? Clip = null);
 
     public Values Read(ParseResult parse) =>
         new(parse.GetValue(Sampler), parse.GetValue(Steps), parse.GetValue(Eta), parse.GetResult(Eta) is { Implicit: false }, parse.GetValue(Spacing), parse.GetValue(Variance),
-            parse.GetValue(Precision));
+            parse.GetValue(Precision), ParseClip(parse.GetValue(ClipSample)));
+
+    /// <summary>--clip-sample's value: null when not given, else true or false (a bool option would be a flag that swallows no value).</summary>
+    private static bool? ParseClip(string? text) =>
+        text is null ? null
+        : bool.TryParse(text, out bool value) ? value
+        : throw new CliUsageException($"--clip-sample must be true or false; got '{text}'.");
 
     /// <summary>How the network computes for these values on this CPU (a usage error for bf16 on a CPU without it).</summary>
     public static ComputeSettings Compute(Values v) => CliOptions.Compute(v.Precision);
@@ -62,7 +74,7 @@ public sealed class SamplerOptions
     public static SamplerChoice Choice(Values v)
     {
         ArgumentNullException.ThrowIfNull(v);
-        return new SamplerChoice(v.Sampler, v.Steps, v.EtaGiven ? v.Eta : null, v.Spacing, v.Variance);
+        return new SamplerChoice(v.Sampler, v.Steps, v.EtaGiven ? v.Eta : null, v.Spacing, v.Variance, v.Clip);
     }
 
     /// <summary>An optional enum option (kebab-case names); null when not given.</summary>

@@ -93,14 +93,15 @@ public static class ToolsCommands
 
     public static Command CreateExport(CliContext context)
     {
-        var checkpoint = CliOptions.Text("--checkpoint", "A checkpoint directory, or a run directory (its newest checkpoint).", "DIR");
+        var checkpoint = CliOptions.Text("--checkpoint", "A checkpoint directory, a run directory (its newest checkpoint) or a diffusers model directory.", "DIR");
         checkpoint.Required = true;
         var output = CliOptions.OutputDirectory(description: "The model directory to write (config.json + ema.safetensors).");
         var half = new Option<bool>("--float16") { Description = "Store the weights as float16 (half the size; sampling runs in float32)." };
-        var export = new Command("export", "Write a checkpoint's EMA weights as a standalone model directory that 'ddpm sample --checkpoint' accepts.") { checkpoint, output, half };
+        var format = CliOptions.Choice("--format", "ddpm: config.json + ema.safetensors (as under models/); diffusers: a diffusers pipeline directory (model_index.json, unet/, scheduler/) that DDPMPipeline.from_pretrained reads.", ExportFormat.Ddpm);
+        var export = new Command("export", "Write a checkpoint's EMA weights as a standalone model directory that 'ddpm sample --checkpoint' accepts, ours or diffusers'.") { checkpoint, output, half, format };
         export.SetAction(parse =>
         {
-            var result = ModelExport.Run(parse.GetValue(checkpoint)!, parse.GetValue(output)!, parse.GetValue(half));
+            var result = ModelExport.Run(parse.GetValue(checkpoint)!, parse.GetValue(output)!, parse.GetValue(half), parse.GetValue(format));
             context.Console.MarkupLine($"wrote [bold]{Markup.Escape(result.Directory)}[/] ({result.Bytes / 1e6:F1} MB, {result.DType}) from {Markup.Escape(result.Source)}");
             return ExitCodes.Success;
         });

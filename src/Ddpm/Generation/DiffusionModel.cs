@@ -1,3 +1,4 @@
+using Ddpm.Interop;
 using Ddpm.Models;
 using Ddpm.Runtime;
 using Ddpm.Training;
@@ -48,10 +49,11 @@ public sealed class DiffusionModel : IDisposable
         string dir = path;
         if (System.IO.Directory.Exists(path) && !File.Exists(Path.Combine(path, Checkpoint.ConfigFile)) && System.IO.Directory.Exists(Path.Combine(path, "checkpoints")))
             dir = Checkpoint.Resolve(path);
-        if (rawWeights && System.IO.Directory.Exists(dir) && File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)) && !File.Exists(Path.Combine(dir, Checkpoint.ModelFile)))
+        bool diffusers = DiffusersCheckpoint.IsDiffusersDirectory(dir);
+        if (rawWeights && !diffusers && System.IO.Directory.Exists(dir) && File.Exists(Path.Combine(dir, Checkpoint.ConfigFile)) && !File.Exists(Path.Combine(dir, Checkpoint.ModelFile)))
             throw new CheckpointException($"'{dir}' has no {Checkpoint.ModelFile} (a shipped model keeps only the EMA weights): drop --raw-weights.");
         var (network, config) = Checkpoint.LoadNetwork(dir, useEma: !rawWeights, compute);
-        bool ema = !rawWeights && File.Exists(Path.Combine(dir, Checkpoint.EmaFile));
+        bool ema = !rawWeights && !diffusers && File.Exists(Path.Combine(dir, Checkpoint.EmaFile));
         return new DiffusionModel(network, config, dir, ema);
     }
 

@@ -105,7 +105,7 @@ public static class FidEvaluation
     private static CandidateSource SampledFeatures(FeatureAccumulator candidate, DiffusionModel model, FidRequest request, string cacheDir,
         IProgress<JobProgress>? progress, Action<string>? notes, CancellationToken cancellationToken)
     {
-        var settings = (request.Sampler ?? new SamplerChoice()).Resolve(model.Config.Diffusion, clip: true);
+        var settings = (request.Sampler ?? new SamplerChoice()).Resolve(model.Config.Diffusion, clip: true, model.Config.Sampling);
         using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
         string samplerName = SamplerFactory.Describe(settings, model.Config.Diffusion);
         int calls = scheduler.Timesteps.Count;

@@ -36,6 +36,28 @@ public static class SampleFiles
             throw new InvalidRequestException("out", $"--out '{directory}' is an existing file; give a directory path.");
     }
 
+    /// <summary>Refuses an output file path that is an existing directory or lies in a missing folder, before any work.</summary>
+    public static void CheckFile(string path, string field)
+    {
+        if (Directory.Exists(path))
+            throw new InvalidRequestException(field, $"--{field} '{path}' is a directory; give a file path.");
+        string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (parent is not null && !Directory.Exists(parent))
+            throw new InvalidRequestException(field, $"--{field} '{path}': the folder '{parent}' does not exist; create it first.");
+    }
+
+    /// <summary>
+    /// Writes the samples as float32 (tensor "samples", before 8-bit rounding) and their classes ("class_labels", int64)
+    /// when there are any, to the safetensors file <paramref name="path"/>, atomically.
+    /// </summary>
+    public static void WriteTensors(SamplingResult result, string path)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var tensors = new Dictionary<string, Tensor> { ["samples"] = result.Samples };
+        if (result.Labels is not null) tensors["class_labels"] = result.Labels;
+        SafeTensors.Save(path, tensors);
+    }
+
     private static List<string> WriteImages(SamplingResult result, string dir)
     {
         var all = result.Samples;

@@ -4,14 +4,19 @@ using Ddpm.Sampling;
 namespace Ddpm.Generation;
 
 /// <summary>
-/// A user's choice of sampler, with nulls for "the sampler's default" (<see cref="SamplerFactory.DefaultSteps"/>,
-/// <see cref="SamplerFactory.DefaultSpacing"/>, the checkpoint's variance). <see cref="Resolve"/> checks it against a
+/// A user's choice of sampler, with nulls for "the default" (<see cref="SamplerFactory.DefaultSteps"/>, the
+/// checkpoint's suggested spacing for DDPM and DDIM or else <see cref="SamplerFactory.DefaultSpacing"/>, the checkpoint's
+/// variance, the checkpoint's clipping of x̂₀ or else clipping for images). <see cref="Resolve"/> checks it against a
 /// model's diffusion.
 /// </summary>
-public sealed record SamplerChoice(SamplerKind Sampler = SamplerKind.Ddim, int? Steps = null, double? Eta = null, TimestepSpacing? Spacing = null, VarianceType? Variance = null)
+public sealed record SamplerChoice(SamplerKind Sampler = SamplerKind.Ddim, int? Steps = null, double? Eta = null, TimestepSpacing? Spacing = null, VarianceType? Variance = null,
+    bool? Clip = null)
 {
-    /// <summary>The settings for a model with this diffusion; every problem is an <see cref="InvalidRequestException"/>.</summary>
-    public SamplerSettings Resolve(DiffusionConfig diffusion, bool clip = true)
+    /// <summary>
+    /// The settings for a model with this diffusion and these suggested <paramref name="defaults"/>; <paramref name="clip"/>
+    /// is the clipping when neither the choice nor the defaults say. Every problem is an <see cref="InvalidRequestException"/>.
+    /// </summary>
+    public SamplerSettings Resolve(DiffusionConfig diffusion, bool clip = true, SamplingDefaults? defaults = null)
     {
         ArgumentNullException.ThrowIfNull(diffusion);
         if (Eta is not null && Sampler != SamplerKind.Ddim)
@@ -32,6 +37,8 @@ public sealed record SamplerChoice(SamplerKind Sampler = SamplerKind.Ddim, int? 
         {
             throw InvalidRequestException.FromArgument("variance", e);
         }
-        return new SamplerSettings(Sampler, steps, eta, clip, Variance, Spacing);
+        // A diffusers scheduler config's spacing describes its DDPM and DDIM sampling; the other samplers keep their own.
+        var spacing = Spacing ?? (Sampler is SamplerKind.Ddpm or SamplerKind.Ddim ? defaults?.Spacing : null);
+        return new SamplerSettings(Sampler, steps, eta, Clip ?? defaults?.Clip ?? clip, Variance, spacing);
     }
 }

@@ -23,8 +23,11 @@ public sealed record FrameCapture(int Samples = 16, int MaxFrames = 48)
 /// <summary>
 /// A sampling job: <paramref name="Count"/> samples (per class with <see cref="ConditioningRequest.AllClasses"/>) in
 /// batches of <paramref name="Batch"/>, all randomness from one generator seeded with <paramref name="Seed"/>.
+/// <paramref name="InitialNoise"/>, when given, is x_T of every sample ([N, ...] for the N samples, float32; diffusers'
+/// latents) instead of a draw from the generator.
 /// </summary>
-public sealed record SamplingRequest(SamplerChoice Sampler, int Count = 16, int Batch = 64, long Seed = 0, ConditioningRequest? Conditioning = null, FrameCapture? Frames = null);
+public sealed record SamplingRequest(SamplerChoice Sampler, int Count = 16, int Batch = 64, long Seed = 0, ConditioningRequest? Conditioning = null, FrameCapture? Frames = null,
+    Tensor? InitialNoise = null);
 
 /// <summary>
 /// One kept step of the chain: after step <see cref="Step"/> (0-based) at model timestep <see cref="Timestep"/>, the
@@ -101,10 +104,16 @@ public static class SamplingPipeline
         if (request.Count < 1) throw new InvalidRequestException("n", $"--n must be an integer >= 1; got {request.Count}.");
         if (request.Batch < 1) throw new InvalidRequestException("batch", $"--batch must be an integer >= 1; got {request.Batch}.");
         bool image = model.Model.IsImageModel;
-        var settings = request.Sampler.Resolve(model.Config.Diffusion, clip: image);
+        var settings = request.Sampler.Resolve(model.Config.Diffusion, clip: image, model.Config.Sampling);
         using var conditioning = Conditioning.Create(model, request.Conditioning);
         bool allClasses = request.Conditioning?.AllClasses ?? false;
         int count = conditioning.TotalCount(request.Count);
+        if (request.InitialNoise is { } noise)
+        {
+            var expected = new[] { (long)count }.Concat(model.Model.SampleShape).ToArray();
+            if (!noise.shape.SequenceEqual(expected))
+                throw new InvalidRequestException("initial-noise", $"the initial noise has shape [{string.Join(", ", noise.shape)}] but {count} samples of this model need [{string.Join(", ", expected)}]: pass x_T for every sample, or change --n.");
+        }
         using var scheduler = SamplerFactory.Create(model.Config.Diffusion, settings);
         int calls = scheduler.Timesteps.Count;
         int batches = (count + request.Batch - 1) / request.Batch;
@@ -137,7 +146,11 @@ public static class SamplingPipeline
                 long done = (long)b * calls;
                 var stepProgress = progress is null ? null : new InlineProgress<SamplingProgress>(p => progress.Report(new JobProgress(phase, done + p.Step, (long)calls * batches)));
                 var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
-                var samples = DiffusionSampler.Sample(scheduler, guided.Denoiser, shape, generator, progress: stepProgress, onStep: stepObserver,
+                using var noiseScope = NewDisposeScope();
+                var xT = request.InitialNoise is { } given
+                    ? given.narrow(0, start, size).to_type(ScalarType.Float32)
+                    : randn(shape, dtype: ScalarType.Float32, generator: generator);
+                var samples = DiffusionSampler.Sample(scheduler, guided.Denoiser, xT, generator, progress: stepProgress, onStep: stepObserver,
                     meanShift: guided.MeanShift, cancellationToken: cancellationToken);
                 parts.Add(samples.DetachFromDisposeScope());
             }

@@ -37,12 +37,12 @@ public sealed class ResBlock : TimestepBlock
     private readonly double _dropout;
     private readonly long _flops;
 
-    public ResBlock(long inChannels, long outChannels, long embChannels, long size, double dropout, long groups) : base(nameof(ResBlock))
+    public ResBlock(long inChannels, long outChannels, long embChannels, long size, double dropout, long groups, double eps = 1e-5) : base(nameof(ResBlock))
     {
-        norm1 = Layers.GroupNorm(groups, inChannels);
+        norm1 = Layers.GroupNorm(groups, inChannels, eps);
         conv1 = Layers.Conv2d(inChannels, outChannels, 3, padding: 1);
         emb_proj = Layers.Linear(embChannels, outChannels);
-        norm2 = Layers.GroupNorm(groups, outChannels);
+        norm2 = Layers.GroupNorm(groups, outChannels, eps);
         conv2 = Layers.Conv2d(outChannels, outChannels, 3, padding: 1);
         ZeroParameters(conv2);
         if (inChannels != outChannels) skip = Layers.Conv2d(inChannels, outChannels, 1);
@@ -67,16 +67,21 @@ public sealed class ResBlock : TimestepBlock
     }
 }
 
-/// <summary>Single-head self-attention over the pixels: GroupNorm, 1×1 q/k/v, softmax(qᵀk/√C) v, 1×1 out, residual.</summary>
+/// <summary>
+/// Self-attention over the pixels: GroupNorm, 1×1 q/k/v, softmax(qᵀk/√d) v per head of d channels, 1×1 out, residual.
+/// The paper uses one head (d = C).
+/// </summary>
 public sealed class AttentionBlock : TimestepBlock
 {
     private readonly nn.Module<Tensor, Tensor> norm, qkv, proj_out;
-    private readonly long _channels, _flops;
+    private readonly long _heads, _flops;
 
-    public AttentionBlock(long channels, long size, long groups) : base(nameof(AttentionBlock))
+    public AttentionBlock(long channels, long size, long groups, double eps = 1e-5, long heads = 1) : base(nameof(AttentionBlock))
     {
-        _channels = channels;
-        norm = Layers.GroupNorm(groups, channels);
+        if (heads < 1 || channels % heads != 0)
+            throw new ArgumentException($"{channels} channels cannot be split into {heads} attention heads: choose a divisor of the channel count.", nameof(heads));
+        _heads = heads;
+        norm = Layers.GroupNorm(groups, channels, eps);
         qkv = Layers.Conv2d(channels, 3 * channels, 1);
         proj_out = Layers.Conv2d(channels, channels, 1);
         ZeroParameters(proj_out);
@@ -91,29 +96,53 @@ public sealed class AttentionBlock : TimestepBlock
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
-        var parts = qkv.forward(norm.forward(x)).reshape(b, 3, c, h * w).permute(1, 0, 3, 2); // [3, B, HW, C]
-        // scaled_dot_product_attention scales by 1/√(last dim) = 1/√C, as in the paper's attention block.
-        var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]);     // [B, HW, C]
-        var h2 = attended.permute(0, 2, 1).reshape(b, c, h, w);
+        var projected = qkv.forward(norm.forward(x));
+        Tensor h2;
+        if (_heads == 1)
+        {
+            var parts = projected.reshape(b, 3, c, h * w).permute(1, 0, 3, 2);                   // [3, B, HW, C]
+            // scaled_dot_product_attention scales by 1/√(last dim) = 1/√C, as in the paper's attention block.
+            var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]); // [B, HW, C]
+            h2 = attended.permute(0, 2, 1).reshape(b, c, h, w);
+        }
+        else
+        {
+            // Channel k·d + j of q, k and v is entry j of head k; the scale is 1/√d.
+            var parts = projected.reshape(b, 3, _heads, c / _heads, h * w).permute(1, 0, 2, 4, 3); // [3, B, heads, HW, d]
+            var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]); // [B, heads, HW, d]
+            h2 = attended.permute(0, 1, 3, 2).reshape(b, c, h, w);
+        }
         return (x + proj_out.forward(h2)).MoveToOuterDisposeScope();
     }
 }
 
-/// <summary>A stride-2 3×3 convolution.</summary>
+/// <summary>A stride-2 3×3 convolution, padded symmetrically or on the right and bottom (<see cref="DownsamplePadding"/>).</summary>
 public sealed class Downsample : TimestepBlock
 {
     private readonly nn.Module<Tensor, Tensor> conv;
+    private readonly DownsamplePadding _padding;
     private readonly long _flops;
 
-    public Downsample(long channels, long inSize) : base(nameof(Downsample))
+    public Downsample(long channels, long inSize, DownsamplePadding padding = DownsamplePadding.Symmetric) : base(nameof(Downsample))
     {
-        conv = Layers.Conv2d(channels, channels, 3, stride: 2, padding: 1);
-        _flops = ConvFlops(channels, channels, 3, (inSize + 1) / 2);
+        _padding = padding;
+        conv = Layers.Conv2d(channels, channels, 3, stride: 2, padding: padding == DownsamplePadding.Symmetric ? 1 : 0);
+        _flops = ConvFlops(channels, channels, 3, OutputSize(inSize, padding));
         RegisterComponents();
     }
 
+    /// <summary>The output's height and width: ⌊(n + 2 − 3)/2⌋ + 1 with symmetric padding, ⌊(n + 1 − 3)/2⌋ + 1 with one-sided.</summary>
+    public static long OutputSize(long inSize, DownsamplePadding padding) =>
+        padding == DownsamplePadding.Symmetric ? (inSize + 1) / 2 : inSize / 2;
+
     public override long ForwardFlops => _flops;
-    public override Tensor forward(Tensor x, Tensor emb) => conv.forward(x);
+
+    public override Tensor forward(Tensor x, Tensor emb)
+    {
+        if (_padding == DownsamplePadding.Symmetric) return conv.forward(x);
+        using var scope = NewDisposeScope();
+        return conv.forward(nn.functional.pad(x, new long[] { 0, 1, 0, 1 })).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>Nearest-neighbour ×2 then a 3×3 convolution (no transposed convolution: it runs the backward-data kernels that oneDNN gets wrong, see Runtime/Layers).</summary>
@@ -217,14 +246,14 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
         input_blocks = new ModuleList<TimestepSequential>(inputs.ToArray());
 
         middle_block = new TimestepSequential(
-            new ResBlock(channels, channels, emb, size, config.Dropout, groups),
-            new AttentionBlock(channels, size, groups),
-            new ResBlock(channels, channels, emb, size, config.Dropout, groups));
+            new ResBlock(channels, channels, emb, size, config.Dropout, groups, config.NormEpsilon),
+            new AttentionBlock(channels, size, groups, config.NormEpsilon, config.AttentionHeads(channels)),
+            new ResBlock(channels, channels, emb, size, config.Dropout, groups, config.NormEpsilon));
 
         var outputs = UpPath(config, emb, skipChannels, ref channels, ref size);
         output_blocks = new ModuleList<TimestepSequential>(outputs.ToArray());
 
-        out_norm = Layers.GroupNorm(groups, channels);
+        out_norm = Layers.GroupNorm(groups, channels, config.NormEpsilon);
         out_conv = Layers.Conv2d(channels, config.OutChannels, 3, padding: 1);
         TimestepBlock.ZeroParameters(out_conv);
         flops += inputs.Sum(b => b.ForwardFlops) + middle_block.ForwardFlops + outputs.Sum(b => b.ForwardFlops)
@@ -249,16 +278,16 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
             long outChannels = ch * config.ChannelMultipliers[level];
             for (int i = 0; i < config.ResBlocksPerLevel; i++)
             {
-                var blocks = new List<TimestepBlock> { new ResBlock(channels, outChannels, emb, size, config.Dropout, groups) };
+                var blocks = new List<TimestepBlock> { new ResBlock(channels, outChannels, emb, size, config.Dropout, groups, config.NormEpsilon) };
                 channels = outChannels;
-                if (attention.Contains((int)size)) blocks.Add(new AttentionBlock(channels, size, groups));
+                if (attention.Contains((int)size)) blocks.Add(new AttentionBlock(channels, size, groups, config.NormEpsilon, config.AttentionHeads(channels)));
                 inputs.Add(new TimestepSequential(blocks.ToArray()));
                 skipChannels.Push(channels);
             }
             if (level != config.Levels - 1)
             {
-                inputs.Add(new TimestepSequential(new Downsample(channels, size)));
-                size = (size + 1) / 2;
+                inputs.Add(new TimestepSequential(new Downsample(channels, size, config.DownsamplePadding)));
+                size = Downsample.OutputSize(size, config.DownsamplePadding);
                 skipChannels.Push(channels);
             }
         }
@@ -276,9 +305,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
             long outChannels = ch * config.ChannelMultipliers[level];
             for (int i = 0; i <= config.ResBlocksPerLevel; i++)
             {
-                var blocks = new List<TimestepBlock> { new ResBlock(channels + skipChannels.Pop(), outChannels, emb, size, config.Dropout, groups) };
+                var blocks = new List<TimestepBlock> { new ResBlock(channels + skipChannels.Pop(), outChannels, emb, size, config.Dropout, groups, config.NormEpsilon) };
                 channels = outChannels;
-                if (attention.Contains((int)size)) blocks.Add(new AttentionBlock(channels, size, groups));
+                if (attention.Contains((int)size)) blocks.Add(new AttentionBlock(channels, size, groups, config.NormEpsilon, config.AttentionHeads(channels)));
                 if (level != 0 && i == config.ResBlocksPerLevel)
                 {
                     blocks.Add(new Upsample(channels, size));
@@ -303,7 +332,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>, IDenoisingNetwork
         if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] != Config.ImageSize || x.shape[3] != Config.ImageSize)
             throw new ArgumentException($"The U-Net expects images of shape [B, {Config.InChannels}, {Config.ImageSize}, {Config.ImageSize}]; got [{string.Join(",", x.shape)}].", nameof(x));
         using var scope = NewDisposeScope();
-        var emb = time_embed.forward(TimestepEmbedding.Sinusoidal(timesteps, Config.BaseChannels, x.dtype));
+        var emb = time_embed.forward(TimestepEmbedding.Sinusoidal(timesteps, Config.BaseChannels, x.dtype, Config.FlipSinToCos, Config.FrequencyShift));
         if (class_embed is not null)
         {
             var labels = classLabels ?? full(new long[] { x.shape[0] }, Config.NullClass, dtype: ScalarType.Int64, device: x.device);

@@ -110,3 +110,9 @@ public static class SamplerFactory
         return config with { Variance = v };
     }
 }
+
+/// <summary>
+/// Sampling settings a checkpoint suggests (a diffusers scheduler_config.json has them): null fields leave the
+/// sampler's own default. The spacing applies to DDPM and DDIM, the samplers such a config describes.
+/// </summary>
+public sealed record SamplingDefaults(TimestepSpacing? Spacing = null, bool? Clip = null);

@@ -2,14 +2,20 @@ using Ddpm.Runtime;
 using System.Text.Json.Serialization;
 using Ddpm.Diffusion;
 using Ddpm.IO;
+using Ddpm.Interop;
+using Ddpm.Sampling;
 using Ddpm.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Training;
 
-/// <summary>What a checkpoint's config.json holds: enough to rebuild the model and the diffusion it was trained with.</summary>
-public sealed record CheckpointConfig(ModelConfig Model, DiffusionConfig Diffusion, TrainingConfig? Training = null, string? Dataset = null, int FormatVersion = 1);
+/// <summary>
+/// What a checkpoint's config.json holds: enough to rebuild the model and the diffusion it was trained with.
+/// <paramref name="Sampling"/> holds sampling settings the checkpoint suggests (a diffusers scheduler config has them).
+/// </summary>
+public sealed record CheckpointConfig(ModelConfig Model, DiffusionConfig Diffusion, TrainingConfig? Training = null, string? Dataset = null, int FormatVersion = 1,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SamplingDefaults? Sampling = null);
 
 /// <summary>trainer_state.json: everything besides tensors that an exact resume needs.</summary>
 public sealed record TrainerState(
@@ -65,13 +71,15 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>The configuration of a checkpoint directory of ours or of diffusers' (<see cref="DiffusersCheckpoint"/>).</summary>
     public static CheckpointConfig ReadConfig(string dir)
     {
         if (!Directory.Exists(dir))
-            throw new CheckpointException($"checkpoint directory '{dir}' does not exist: pass a directory written by 'ddpm train' (e.g. RUN/checkpoints/step-0001000) or a shipped model under models/.");
+            throw new CheckpointException($"checkpoint directory '{dir}' does not exist: pass a directory written by 'ddpm train' (e.g. RUN/checkpoints/step-0001000), a shipped model under models/ or a diffusers model directory.");
+        if (DiffusersCheckpoint.IsDiffusersDirectory(dir)) return DiffusersCheckpoint.ReadConfig(dir);
         string path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path))
-            throw new CheckpointException($"'{dir}' has no {ConfigFile}: it is not a checkpoint, or it was half-written; use another checkpoint directory.");
+            throw new CheckpointException($"'{dir}' has no {ConfigFile}: it is neither a checkpoint of ours nor a diffusers model directory, or it was half-written; use another checkpoint directory.");
         try
         {
             var config = Json.Read<CheckpointConfig>(path);
@@ -118,6 +126,7 @@ public static class Checkpoint
     /// </summary>
     public static (nn.Module Network, CheckpointConfig Config) LoadNetwork(string dir, bool useEma = true, ComputeSettings? compute = null)
     {
+        if (DiffusersCheckpoint.IsDiffusersDirectory(dir)) return DiffusersCheckpoint.Load(dir, compute);
         var config = ReadConfig(dir);
         string file = Path.Combine(dir, useEma && File.Exists(Path.Combine(dir, EmaFile)) ? EmaFile : ModelFile);
         if (!File.Exists(file))
@@ -141,7 +150,15 @@ public static class Checkpoint
     /// Copies the tensors of the safetensors <paramref name="file"/> into <paramref name="module"/>. A damaged file or
     /// one that does not fit the module is a <see cref="CheckpointException"/> ending with <paramref name="fix"/>.
     /// </summary>
-    public static void LoadWeightsFile(nn.Module module, string file, string fix)
+    public static void LoadWeightsFile(nn.Module module, string file, string fix) =>
+        LoadWeightsFile(module, file, fix, state => state);
+
+    /// <summary>
+    /// Copies the tensors of the safetensors <paramref name="file"/>, as <paramref name="rename"/> maps them (run in a
+    /// DisposeScope), into <paramref name="module"/>. A damaged file or one that does not fit the module is a
+    /// <see cref="CheckpointException"/> ending with <paramref name="fix"/>.
+    /// </summary>
+    public static void LoadWeightsFile(nn.Module module, string file, string fix, Func<Dictionary<string, Tensor>, IReadOnlyDictionary<string, Tensor>> rename)
     {
         Dictionary<string, Tensor> state;
         try
@@ -154,7 +171,8 @@ public static class Checkpoint
         }
         try
         {
-            LoadInto(module, state, file);
+            using var scope = NewDisposeScope();
+            LoadInto(module, rename(state), file);
         }
         finally
         {
@@ -215,7 +233,7 @@ public static class Checkpoint
     /// <summary>A checkpoint directory itself, or the newest checkpoint of a run directory.</summary>
     public static string Resolve(string path)
     {
-        if (File.Exists(Path.Combine(path, ConfigFile))) return path;
+        if (File.Exists(Path.Combine(path, ConfigFile)) || DiffusersCheckpoint.IsDiffusersDirectory(path)) return path;
         var all = List(path);
         return all.Length > 0
             ? all[^1]
