@@ -58,7 +58,7 @@ internal sealed class ConfigReader(JsonObject json, string source)
     {
         if (!json.TryGetPropertyValue("sample_size", out var node) || node is null)
             throw new CheckpointException($"{source} has no sample_size: the image size is unknown; add \"sample_size\": N.");
-        if (node is JsonArray array)
+        if (node is JsonArray)
         {
             var sizes = IntList("sample_size", Array.Empty<int>());
             if (sizes.Length != 2 || sizes[0] != sizes[1]) throw Unsupported("sample_size", Raw("sample_size"), "only square images are supported");

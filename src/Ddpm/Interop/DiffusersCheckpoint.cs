@@ -56,9 +56,11 @@ public static class DiffusersCheckpoint
     }
 
     /// <summary>Our configuration of a diffusers checkpoint: the U-Net from its config.json, the diffusion from its scheduler config.</summary>
-    public static CheckpointConfig ReadConfig(string dir)
+    public static CheckpointConfig ReadConfig(string dir) => ReadConfig(dir, Layout(dir));
+
+    private static CheckpointConfig ReadConfig(string dir, (string UNetDir, string SchedulerConfig) layout)
     {
-        var (unetDir, schedulerPath) = Layout(dir);
+        var (unetDir, schedulerPath) = layout;
         string unetConfig = Path.Combine(unetDir, Checkpoint.ConfigFile);
         var unet = DiffusersUNetConfig.Read(ConfigReader.Parse(unetConfig), unetConfig);
         if (!File.Exists(schedulerPath))
@@ -82,8 +84,9 @@ public static class DiffusersCheckpoint
     /// <summary>Builds our U-Net for a diffusers checkpoint and loads its weights (in eval mode, computing with <paramref name="compute"/>).</summary>
     public static (UNet Network, CheckpointConfig Config) Load(string dir, ComputeSettings? compute = null)
     {
-        var config = ReadConfig(dir);
-        string file = WeightsPath(Layout(dir).UNetDir);
+        var layout = Layout(dir);
+        var config = ReadConfig(dir, layout);
+        string file = WeightsPath(layout.UNetDir);
         var network = new UNet(config.Model.UNet!);
         try
         {
