@@ -111,12 +111,33 @@ public static class CliOptions
     public static Option<PrecisionChoice> Precision() =>
         Choice("--precision", "Network arithmetic: bf16 (float32 weights, bfloat16 convolutions) or fp32; auto picks bf16 where the CPU has AVX-512 BF16 or AMX.", PrecisionChoice.Auto);
 
-    /// <summary>The compute settings for a choice on this CPU; bf16 on a CPU without it is a usage error.</summary>
-    public static ComputeSettings Compute(PrecisionChoice precision, bool channelsLast = false)
+    /// <summary>--device cpu|cuda|cuda:N: where the network and its tensors live.</summary>
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "Where the network runs: cpu, cuda or cuda:N. CUDA needs a build against the libtorch-cuda package (-p:TorchBackend=cuda), which is untested; this build is CPU-only.",
+        HelpName = "cpu|cuda|cuda:N",
+        DefaultValueFactory = _ => ComputeDevice.Cpu,
+    };
+
+    /// <summary>The canonical name of a --device value this build can use; anything else is a usage error.</summary>
+    public static string ValidDevice(string? device)
     {
         try
         {
-            return ComputeSettings.Resolve(precision, channelsLast);
+            return ComputeDevice.Validate(device ?? ComputeDevice.Cpu);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException(e.Message.Split(" (Parameter")[0]);
+        }
+    }
+
+    /// <summary>The compute settings for a choice on this machine; bf16 on a CPU without it, or a device this build cannot use, is a usage error.</summary>
+    public static ComputeSettings Compute(PrecisionChoice precision, bool channelsLast = false, string device = ComputeDevice.Cpu)
+    {
+        try
+        {
+            return ComputeSettings.Resolve(precision, channelsLast, device: device);
         }
         catch (ArgumentException e)
         {

@@ -73,6 +73,7 @@ public static class Program
         root.Add(ClassifierCommand.Create(context));
         root.Add(ToolsCommands.CreatePlot(context));
         root.Add(ToolsCommands.CreateExport(context));
+        root.Add(ServeCommand.Create(context));
         CliErrors.RequireSubcommand(root, Name);
         return root;
     }

@@ -1,11 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using Ddpm.Data;
-using Ddpm.Diffusion;
+using Ddpm.Generation;
 using Ddpm.Imaging;
 using Ddpm.Schedules;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Ddpm.Cli.Commands;
 
@@ -89,11 +87,6 @@ public static class ForwardCommand
     public static void Run(ForwardOptions options, CliContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.TimestepsToShow.Count == 0)
-            throw new CliUsageException("--t lists no timesteps; give e.g. --t 0,100,250,500,1000.");
-        var beyond = options.TimestepsToShow.Where(t => t < 0 || t > options.Timesteps).ToArray();
-        if (beyond.Length > 0)
-            throw new CliUsageException($"--t {string.Join(",", beyond)} is outside 0..{options.Timesteps} (T = {options.Timesteps}; raise --timesteps or drop it).");
         if (options.Index is not null && options.Count is not null)
             throw new CliUsageException("--index and --n exclude each other: --index I shows one image, --n N the first N.");
         if (ToyDatasets.IsToy(options.Dataset))
@@ -103,48 +96,16 @@ public static class ForwardCommand
         if (!folder && options.ImageSize is not null)
             throw new CliUsageException("--image-size applies to folder:PATH data sets only; drop it.");
         string split = folder ? "train" : "test";
+        var request = new ForwardProcessRequest(options.TimestepsToShow, new ScheduleConfig(options.Schedule, options.Timesteps), options.Seed,
+            options.Index, options.Index is null ? options.Count ?? DefaultCount : null);
+        ForwardProcessJob.CheckLevels(request.Levels, options.Timesteps);
         using var data = DatasetLoader.Load(options.Dataset, folder ? null : options.DataDir, split, folder ? options.ImageSize ?? 64 : null);
-        long start, count;
-        if (options.Index is int i)
-        {
-            if (i >= data.Count)
-                throw new CliUsageException($"--index {i} is out of range: the {split} split of '{data.Name}' has {data.Count} images (0 to {data.Count - 1}).");
-            (start, count) = (i, 1);
-        }
-        else
-        {
-            (start, count) = (0, Math.Min(options.Count ?? DefaultCount, data.Count));
-        }
-
-        var diffusionConfig = new DiffusionConfig(new ScheduleConfig(options.Schedule, options.Timesteps));
-        using var diffusion = new GaussianDiffusion(diffusionConfig);
-        using var generator = new Generator((ulong)options.Seed);
-        using var scope = NewDisposeScope();
-        var x0 = data.Images.narrow(0, start, count);
-        var columns = new List<Tensor>();
-        foreach (int t in options.TimestepsToShow)
-        {
-            if (t == 0)
-            {
-                columns.Add(x0);
-                continue;
-            }
-            var noise = randn(x0.shape, generator: generator);
-            var index = full(new long[] { count }, t - 1, dtype: ScalarType.Int64);
-            columns.Add(diffusion.QSample(x0, index, noise));
-        }
-        // [count, columns, C, H, W] → rows of images, one column per t.
-        var grid = stack(columns.ToArray(), 1).reshape(new[] { count * columns.Count }.Concat(x0.shape.Skip(1)).ToArray());
-        var labels = options.TimestepsToShow.Select(t => t == 0 ? "x0" : $"t = {t}").ToArray();
-        using var bitmap = LabelledGrid.Render(grid, columns.Count, labels, LabelledGrid.ScaleFor(x0.shape[2]));
+        using var result = ForwardProcessJob.Run(data, request);
+        using var bitmap = result.Render();
         ImageGrid.SavePng(bitmap, options.Output);
 
-        var alphaBar = diffusion.Schedule.AlphasCumprod;
-        string snr = string.Join(", ", options.TimestepsToShow.Select(t => t == 0
-            ? "t=0: clean"
-            : string.Create(CultureInfo.InvariantCulture, $"t={t}: sqrt(abar)={Math.Sqrt(alphaBar[t - 1]):0.000}")));
-        context.Out.WriteLine($"{count} image(s) of {data.Name} ({split} split) under the {CliOptions.Kebab(options.Schedule)} schedule, T = {options.Timesteps}");
-        context.Out.WriteLine(snr);
+        context.Out.WriteLine($"{result.Rows} image(s) of {data.Name} ({split} split) under the {CliOptions.Kebab(options.Schedule)} schedule, T = {options.Timesteps}");
+        context.Out.WriteLine(ForwardProcessJob.DescribeLevels(result, options.TimestepsToShow));
         context.Out.WriteLine($"wrote {options.Output} ({bitmap.Width}x{bitmap.Height})");
         context.Out.Flush();
     }

@@ -19,6 +19,7 @@ public sealed class SamplerOptions
     public Option<VarianceType?> Variance { get; }
     public Option<PrecisionChoice> Precision { get; }
     public Option<string?> ClipSample { get; }
+    public Option<string> Device { get; }
 
     public SamplerOptions(SamplerKind defaultSampler)
     {
@@ -28,6 +29,7 @@ public sealed class SamplerOptions
         Spacing = OptionalChoice<TimestepSpacing>("--spacing", "Timestep selection (default: linspace for ddpm and sde, leading for ddim, log-snr for dpm++2m, karras for euler and heun).");
         Variance = VarianceOption("DDPM's reverse variance σ_t²: fixed-small (β̃_t) or fixed-large (β_t) (default: the checkpoint's; ddpm only).");
         Precision = CliOptions.Precision();
+        Device = CliOptions.Device();
         ClipSample = new Option<string?>("--clip-sample")
         {
             Description = "Clip the predicted x̂₀ to [−1, 1] at every step: true or false (default: the checkpoint's scheduler config, else true for images).",
@@ -51,15 +53,15 @@ public sealed class SamplerOptions
             },
         };
 
-    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance, Precision, ClipSample };
+    public IEnumerable<Option> All => new Option[] { Sampler, Steps, Eta, Spacing, Variance, Precision, ClipSample, Device };
 
     /// <summary>The values given on the command line.</summary>
     public sealed record Values(SamplerKind Sampler, int? Steps, double Eta, bool EtaGiven, TimestepSpacing? Spacing, VarianceType? Variance,
-        PrecisionChoice Precision = PrecisionChoice.Fp32, bool? Clip = null);
+        PrecisionChoice Precision = PrecisionChoice.Fp32, bool? Clip = null, string Device = ComputeDevice.Cpu);
 
     public Values Read(ParseResult parse) =>
         new(parse.GetValue(Sampler), parse.GetValue(Steps), parse.GetValue(Eta), parse.GetResult(Eta) is { Implicit: false }, parse.GetValue(Spacing), parse.GetValue(Variance),
-            parse.GetValue(Precision), ParseClip(parse.GetValue(ClipSample)));
+            parse.GetValue(Precision), ParseClip(parse.GetValue(ClipSample)), parse.GetValue(Device) ?? ComputeDevice.Cpu);
 
     /// <summary>--clip-sample's value: null when not given, else true or false (a bool option would be a flag that swallows no value).</summary>
     private static bool? ParseClip(string? text) =>
@@ -67,8 +69,8 @@ public sealed class SamplerOptions
         : bool.TryParse(text, out bool value) ? value
         : throw new CliUsageException($"--clip-sample must be true or false; got '{text}'.");
 
-    /// <summary>How the network computes for these values on this CPU (a usage error for bf16 on a CPU without it).</summary>
-    public static ComputeSettings Compute(Values v) => CliOptions.Compute(v.Precision);
+    /// <summary>How and where the network computes for these values (a usage error for bf16 on a CPU without it, or a device this build cannot use).</summary>
+    public static ComputeSettings Compute(Values v) => CliOptions.Compute(v.Precision, device: v.Device);
 
     /// <summary>The library's sampler choice for these values (eta only when given, so that it is checked against the sampler).</summary>
     public static SamplerChoice Choice(Values v)

@@ -57,19 +57,21 @@ public static class TrainCommand
         var lrDecaySteps = CliOptions.Long("--lr-decay-steps", "Length of the decay: the last N steps (0: every step after the warm-up).", 0, 0, helpName: "N");
         var shape = new NetworkShapeOptions();
         var precision = CliOptions.Precision();
+        var device = CliOptions.Device();
         var channelsLast = new Option<bool>("--channels-last") { Description = "Lay a U-Net's activations out channels-last (NHWC) for oneDNN (measured in docs/performance.md; off by default)." };
 
         var command = new Command("train", "Train a diffusion model (the paper's recipe by default: Adam 2e-4, 5000 warm-up steps, clipping at 1, EMA 0.9999).")
         {
             dataset, dataDir, preset, steps, output, resume, batch, lr, warmup, clip, ema, emaWarmup, loss, prediction, variance,
             schedule, timesteps, sampling, flip, seed, logEvery, sampleEvery, checkpointEvery, keep, conditional, classDropout, initFrom,
-            precision, channelsLast, weighting, gamma, emaProfile, emaStd, lrDecay, lrDecaySteps,
+            precision, channelsLast, device, weighting, gamma, emaProfile, emaStd, lrDecay, lrDecaySteps,
         };
         foreach (var option in shape.All) command.Add(option);
         command.SetAction(parse =>
         {
             string? resumePath = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
+            string deviceName = CliOptions.ValidDevice(parse.GetValue(device));
             Trainer trainer;
             TrainingData data;
             if (resumePath is not null)
@@ -85,7 +87,7 @@ public static class TrainCommand
                 string name = parse.GetValue(dataset) ?? saved.Dataset ?? throw new CliUsageException("the checkpoint does not name its data set: pass --dataset.");
                 data = TrainingInput.LoadData(name, parse.GetValue(dataDir), saved.Model, saved.Training?.Seed ?? 0);
                 long? total = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
-                trainer = Trainer.Resume(checkpointDir, data, total, outDir);
+                trainer = Trainer.Resume(checkpointDir, data, total, outDir, deviceName);
             }
             else
             {
@@ -140,7 +142,7 @@ public static class TrainCommand
                 {
                     throw new CliUsageException("--class-dropout applies with --class-conditional only.");
                 }
-                trainer = Trainer.Create(model, diffusion, training, data, outDir);
+                trainer = Trainer.Create(model, diffusion, training, data, outDir, deviceName);
             }
             using (trainer)
                 return Run(trainer, context);

@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Schedules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -374,7 +375,7 @@ public sealed class GaussianDiffusion : IDisposable
         {
             using var scope = NewDisposeScope();
             var t = full(new long[] { batch }, step, dtype: ScalarType.Int64, device: x0.device);
-            var noise = randn(x0.shape, dtype: x0.dtype, device: x0.device, generator: generator);
+            var noise = randn(x0.shape, dtype: x0.dtype, generator: generator).On(x0.device);
             var xt = QSample(x0, t, noise);
             var output = model(xt, t);
             var vb = VbTermsBpd(output, x0, xt, t, clipDenoised);
@@ -410,7 +411,7 @@ public sealed class GaussianDiffusion : IDisposable
         Tensor Term(Tensor t)
         {
             using var scope = NewDisposeScope();
-            var noise = randn(x0.shape, dtype: x0.dtype, device: x0.device, generator: generator);
+            var noise = randn(x0.shape, dtype: x0.dtype, generator: generator).On(x0.device);
             var xt = QSample(x0, t, noise);
             return VbTermsBpd(model(xt, t), x0, xt, t, clipDenoised).to_type(ScalarType.Float64).cpu().MoveToOuterDisposeScope();
         }

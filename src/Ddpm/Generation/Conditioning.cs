@@ -63,6 +63,7 @@ public sealed class Conditioning : IDisposable
                     throw Invalid("classifier", $"the classifier '{request.Classifier}' was trained on another noise schedule ({info.Config.Schedule.Kind}, T = {info.Config.Schedule.Timesteps}) than the model ({model.Config.Diffusion.Schedule.Kind}, T = {model.Config.Diffusion.Schedule.Timesteps}): train it with the model's schedule.");
                 if (modelClasses > 0 && info.Config.NumClasses != modelClasses)
                     throw Invalid("classifier", $"the classifier has {info.Config.NumClasses} classes but the checkpoint {modelClasses}.");
+                if (model.Device.type != DeviceType.CPU) classifier.to(model.Device);
             }
             if (request.GuidanceScale is not null && modelClasses == 0)
                 throw Invalid("guidance-scale", $"--guidance-scale needs a class-conditional checkpoint (ddpm train --class-conditional), but '{model.Directory}' is unconditional; use --classifier DIR for classifier guidance instead.");

@@ -3,6 +3,7 @@ using Ddpm.Models;
 using Ddpm.Runtime;
 using Ddpm.Training;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Ddpm.Generation;
 
@@ -34,6 +35,8 @@ public sealed class DiffusionModel : IDisposable
     public int Timesteps => Config.Diffusion.Schedule.Timesteps;
     /// <summary>The numeric path the network runs in (fp32 for the toy network).</summary>
     public ComputeSettings Compute => Network is UNet unet ? unet.Compute : ComputeSettings.Reference;
+    /// <summary>Where the network's parameters live (the CPU unless loaded with another <see cref="ComputeSettings.Device"/>).</summary>
+    public Device Device => Network.parameters().FirstOrDefault()?.device ?? CPU;
 
     /// <summary>The image network's configuration, or an <see cref="InvalidRequestException"/> saying that <paramref name="what"/> needs an image model.</summary>
     public UNetConfig RequireImageModel(string what) =>

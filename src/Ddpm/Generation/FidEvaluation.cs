@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using Ddpm.Data;
@@ -131,7 +132,7 @@ public static class FidEvaluation
             long done = (long)b * calls;
             var stepProgress = new InlineProgress<SamplingProgress>(p => progress?.Report(new JobProgress(phase, done + p.Step, total)));
             return (DiffusionSampler.Sample(scheduler, guided.Denoiser, shape, generator, progress: stepProgress, meanShift: guided.MeanShift,
-                cancellationToken: cancellationToken), labels);
+                cancellationToken: cancellationToken, device: model.Device).On(CPU), labels);
         });
         if (resumed is not null)
             notes?.Invoke(string.Create(CultureInfo.InvariantCulture,

@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using System.Diagnostics;
 using Ddpm.Data;
 using Ddpm.Sampling;
@@ -147,12 +148,12 @@ public static class SamplingPipeline
                 var stepProgress = progress is null ? null : new InlineProgress<SamplingProgress>(p => progress.Report(new JobProgress(phase, done + p.Step, (long)calls * batches)));
                 var shape = new[] { (long)size }.Concat(model.Model.SampleShape).ToArray();
                 using var noiseScope = NewDisposeScope();
-                var xT = request.InitialNoise is { } given
+                var xT = (request.InitialNoise is { } given
                     ? given.narrow(0, start, size).to_type(ScalarType.Float32)
-                    : randn(shape, dtype: ScalarType.Float32, generator: generator);
+                    : randn(shape, dtype: ScalarType.Float32, generator: generator)).On(model.Device);
                 var samples = DiffusionSampler.Sample(scheduler, guided.Denoiser, xT, generator, progress: stepProgress, onStep: stepObserver,
                     meanShift: guided.MeanShift, cancellationToken: cancellationToken);
-                parts.Add(samples.DetachFromDisposeScope());
+                parts.Add(samples.On(CPU).DetachFromDisposeScope());
             }
             watch.Stop();
             var (reference, referenceName) = image ? (null, null) : ReferencePoints(model, request.Count, generator);
@@ -177,8 +178,8 @@ public static class SamplingPipeline
         // The paper's t of the sample after this step: the next timestep in the list (+1), or 0 after the last.
         int level = view.Step + 1 < timesteps.Length ? timesteps[view.Step + 1] + 1 : 0;
         frames.Add(new DenoisingFrame(view.Step, view.Timestep, level,
-            view.Sample.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope(),
-            view.PredictedX0.narrow(0, 0, keep).detach().clone().DetachFromDisposeScope()));
+            view.Sample.narrow(0, 0, keep).detach().clone().On(CPU).DetachFromDisposeScope(),
+            view.PredictedX0.narrow(0, 0, keep).detach().clone().On(CPU).DetachFromDisposeScope()));
     }
 
     /// <summary>For a toy model trained on a known point set: points of that set, drawn after the samples so that they do not depend on it.</summary>

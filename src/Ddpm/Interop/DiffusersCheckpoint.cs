@@ -18,6 +18,7 @@ public static class DiffusersCheckpoint
 {
     public const string ModelIndexFile = "model_index.json";
     public const string WeightsFile = "diffusion_pytorch_model.safetensors";
+    public const string PickleWeightsFile = "diffusion_pytorch_model.bin";
     public const string SchedulerConfigFile = "scheduler_config.json";
     public const string UNetFolder = "unet";
     public const string SchedulerFolder = "scheduler";
@@ -71,14 +72,15 @@ public static class DiffusersCheckpoint
         return new CheckpointConfig(new ModelConfig(unet), diffusion, Sampling: defaults);
     }
 
-    /// <summary>The weights file of a U-Net folder: the float32 file, or the fp16 variant when it is the only one.</summary>
+    /// <summary>
+    /// The weights file of a U-Net folder: the float32 safetensors file, else its fp16 variant, else a PyTorch pickle
+    /// (diffusion_pytorch_model.bin, which some older repositories such as google/ddpm-ema-church-256 ship alone).
+    /// </summary>
     private static string WeightsPath(string unetDir)
     {
-        foreach (string name in new[] { WeightsFile, "diffusion_pytorch_model.fp16.safetensors" })
+        foreach (string name in new[] { WeightsFile, "diffusion_pytorch_model.fp16.safetensors", PickleWeightsFile, "diffusion_pytorch_model.fp16.bin" })
             if (File.Exists(Path.Combine(unetDir, name))) return Path.Combine(unetDir, name);
-        if (File.Exists(Path.Combine(unetDir, "diffusion_pytorch_model.bin")))
-            throw new CheckpointException($"'{unetDir}' holds only diffusion_pytorch_model.bin, a Python pickle, which is not read here: convert it once with diffusers (UNet2DModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)).");
-        throw new CheckpointException($"'{unetDir}' has no {WeightsFile}: the download is incomplete; fetch the weights file too.");
+        throw new CheckpointException($"'{unetDir}' has no {WeightsFile} (or {PickleWeightsFile}): the download is incomplete; fetch the weights file too.");
     }
 
     /// <summary>Builds our U-Net for a diffusers checkpoint and loads its weights (in eval mode, computing with <paramref name="compute"/>).</summary>
@@ -100,7 +102,7 @@ public static class DiffusersCheckpoint
             throw;
         }
         network.eval();
-        if (compute is not null) network.Compute = compute;
+        Checkpoint.ApplyCompute(network, compute);
         return (network, config);
     }
 

@@ -27,9 +27,10 @@ public enum PrecisionChoice
 /// <summary>
 /// How a network runs its forward pass, independent of what it computes: the precision and whether its activations are
 /// laid out channels-last (NHWC strides), which oneDNN's convolutions take without reordering. Neither changes the
-/// weights or their file format; both change the results only by rounding.
+/// weights or their file format; both change the results only by rounding. <paramref name="Device"/> is where the
+/// network and its tensors live (<see cref="ComputeDevice"/>: "cpu", "cuda", "cuda:N").
 /// </summary>
-public sealed record ComputeSettings(Precision Precision = Precision.Fp32, bool ChannelsLast = false)
+public sealed record ComputeSettings(Precision Precision = Precision.Fp32, bool ChannelsLast = false, string Device = ComputeDevice.Cpu)
 {
     /// <summary>float32, NCHW: the reference path.</summary>
     public static ComputeSettings Reference { get; } = new();
@@ -39,8 +40,9 @@ public sealed record ComputeSettings(Precision Precision = Precision.Fp32, bool 
     /// bfloat16 asked for explicitly on a CPU without it is an <see cref="ArgumentException"/> that says so.
     /// <paramref name="hasBFloat16"/> overrides what the CPU reports (null: ask <see cref="CpuFeatures"/>).
     /// </summary>
-    public static ComputeSettings Resolve(PrecisionChoice precision, bool channelsLast, bool? hasBFloat16 = null)
+    public static ComputeSettings Resolve(PrecisionChoice precision, bool channelsLast, bool? hasBFloat16 = null, string device = ComputeDevice.Cpu)
     {
+        string deviceName = ComputeDevice.Validate(device);
         bool hasBf16 = hasBFloat16 ?? CpuFeatures.HasBFloat16;
         if (precision == PrecisionChoice.Bf16 && !hasBf16)
             throw new ArgumentException(
@@ -52,9 +54,12 @@ public sealed record ComputeSettings(Precision Precision = Precision.Fp32, bool 
             PrecisionChoice.Bf16 => Precision.Bf16,
             _ => hasBf16 ? Precision.Bf16 : Precision.Fp32,
         };
-        return new ComputeSettings(resolved, channelsLast);
+        return new ComputeSettings(resolved, channelsLast, deviceName);
     }
 
     /// <summary>A short description for logs: "bf16, channels-last".</summary>
-    public string Describe() => $"{(Precision == Precision.Bf16 ? "bf16" : "fp32")}, {(ChannelsLast ? "channels-last" : "NCHW")}";
+    public string Describe() => $"{(Precision == Precision.Bf16 ? "bf16" : "fp32")}, {(ChannelsLast ? "channels-last" : "NCHW")}{(Device == ComputeDevice.Cpu ? "" : ", " + Device)}";
+
+    /// <summary>TorchSharp's device for <see cref="Device"/>.</summary>
+    public TorchSharp.torch.Device TorchDevice => ComputeDevice.ToTorch(Device);
 }

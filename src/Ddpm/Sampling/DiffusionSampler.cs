@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,16 +14,19 @@ public readonly record struct SamplingStepView(int Step, int Timestep, Tensor Sa
 /// <summary>Runs any scheduler over any denoiser.</summary>
 public static class DiffusionSampler
 {
-    /// <summary>Draws x_T ~ N(0, I) of <paramref name="shape"/> from <paramref name="generator"/> and denoises it.</summary>
+    /// <summary>
+    /// Draws x_T ~ N(0, I) of <paramref name="shape"/> from <paramref name="generator"/> (on the CPU), moves it to
+    /// <paramref name="device"/> (the network's; default CPU) and denoises it.
+    /// </summary>
     public static Tensor Sample(IScheduler scheduler, Denoiser model, long[] shape, Generator? generator = null,
         ScalarType dtype = ScalarType.Float32, IProgress<SamplingProgress>? progress = null, Action<SamplingStepView>? onStep = null,
-        MeanShift? meanShift = null, CancellationToken cancellationToken = default)
+        MeanShift? meanShift = null, CancellationToken cancellationToken = default, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.Length < 1 || shape.Any(s => s < 1))
             throw new ArgumentException($"The sample shape must have positive sizes; got [{string.Join(",", shape)}].", nameof(shape));
         using var scope = NewDisposeScope();
-        var xT = randn(shape, dtype: dtype, generator: generator);
+        var xT = randn(shape, dtype: dtype, generator: generator).On(device ?? CPU);
         return Sample(scheduler, model, xT, generator, progress, onStep, meanShift, cancellationToken).MoveToOuterDisposeScope();
     }
 

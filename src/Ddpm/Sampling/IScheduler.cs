@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -106,10 +107,11 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>Standard normal noise of the sample's shape, or one draw expanded over the batch with <see cref="SharedNoise"/>.</summary>
     protected Tensor Noise(Tensor sample, Generator? generator)
     {
-        if (!SharedNoise) return randn(sample.shape, dtype: sample.dtype, device: sample.device, generator: generator);
+        // Drawn on the CPU, where the generator lives, then moved: the same seed gives the same noise on every device.
+        if (!SharedNoise) return randn(sample.shape, dtype: sample.dtype, generator: generator).On(sample.device);
         var shape = sample.shape.ToArray();
         shape[0] = 1;
-        return randn(shape, dtype: sample.dtype, device: sample.device, generator: generator).expand_as(sample);
+        return randn(shape, dtype: sample.dtype, generator: generator).On(sample.device).expand_as(sample);
     }
 
     /// <summary>Uses the given timesteps (ascending, distinct, each in [0, T−1]); sampling walks them descending.</summary>

@@ -142,19 +142,28 @@ public static class Checkpoint
             throw;
         }
         network.eval();
-        if (network is UNet unet && compute is not null) unet.Compute = compute;
+        ApplyCompute(network, compute);
         return (network, config);
     }
 
+    /// <summary>Moves a loaded network to <paramref name="compute"/>'s device and sets how a U-Net computes.</summary>
+    internal static void ApplyCompute(nn.Module network, ComputeSettings? compute)
+    {
+        if (compute is null) return;
+        if (compute.Device != ComputeDevice.Cpu) network.to(compute.TorchDevice);
+        if (network is UNet unet) unet.Compute = compute;
+    }
+
     /// <summary>
-    /// Copies the tensors of the safetensors <paramref name="file"/> into <paramref name="module"/>. A damaged file or
+    /// Copies the tensors of the weights <paramref name="file"/> (safetensors, or a PyTorch pickle by its extension:
+    /// <see cref="PyTorchStateDict"/>) into <paramref name="module"/>. A damaged file or
     /// one that does not fit the module is a <see cref="CheckpointException"/> ending with <paramref name="fix"/>.
     /// </summary>
     public static void LoadWeightsFile(nn.Module module, string file, string fix) =>
         LoadWeightsFile(module, file, fix, state => state);
 
     /// <summary>
-    /// Copies the tensors of the safetensors <paramref name="file"/>, as <paramref name="rename"/> maps them (run in a
+    /// Copies the tensors of the weights <paramref name="file"/> (safetensors or a PyTorch pickle), as <paramref name="rename"/> maps them (run in a
     /// DisposeScope), into <paramref name="module"/>. A damaged file or one that does not fit the module is a
     /// <see cref="CheckpointException"/> ending with <paramref name="fix"/>.
     /// </summary>
@@ -163,7 +172,7 @@ public static class Checkpoint
         Dictionary<string, Tensor> state;
         try
         {
-            state = SafeTensors.Load(file);
+            state = PyTorchStateDict.IsPickleFile(file) ? PyTorchStateDict.Load(file) : SafeTensors.Load(file);
         }
         catch (CorruptFileException e)
         {

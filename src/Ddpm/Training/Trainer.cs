@@ -4,6 +4,7 @@ using Ddpm.Diffusion;
 using Ddpm.Imaging;
 using Ddpm.IO;
 using Ddpm.Models;
+using Ddpm.Runtime;
 using Ddpm.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -58,6 +59,7 @@ public sealed class Trainer : IDisposable
 {
     private readonly nn.Module _network;
     private readonly IDenoisingNetwork _denoiser;
+    private readonly Device _device;
     private readonly GaussianDiffusion _diffusion;
     private readonly AdamOptimizer _optimizer;
     private readonly ExponentialMovingAverage _ema;
@@ -74,7 +76,7 @@ public sealed class Trainer : IDisposable
     public string RunDirectory { get; }
     public long Step { get; private set; }
 
-    private Trainer(CheckpointConfig config, TrainingData data, string runDirectory)
+    private Trainer(CheckpointConfig config, TrainingData data, string runDirectory, string device)
     {
         config.Model.Validate();
         config.Diffusion.Validate();
@@ -91,9 +93,14 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException("Class dropout needs a class-conditional model and a labelled dataset.", nameof(config));
 
         manual_seed(config.Training.Seed);
+        // The device is the machine's, not the run's: a run may resume on another one. Random numbers are drawn on the
+        // CPU (the data set lives there too) and each batch is moved, so a seed gives the same run on every device.
+        string deviceName = ComputeDevice.Validate(device);
+        _device = ComputeDevice.ToTorch(deviceName);
         _network = config.Model.Create();
+        if (_device.type != DeviceType.CPU) _network.to(_device);
         _denoiser = (IDenoisingNetwork)_network;
-        if (_network is UNet unet) unet.Compute = config.Training.Compute;
+        if (_network is UNet unet) unet.Compute = config.Training.Compute with { Device = deviceName };
         _diffusion = new GaussianDiffusion(config.Diffusion);
         _parameters = _network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         _parameterObjects = _network.parameters().ToArray();
@@ -108,10 +115,11 @@ public sealed class Trainer : IDisposable
     /// A new run writing to <paramref name="runDirectory"/>; with <see cref="TrainingConfig.InitFrom"/> it starts from
     /// that model's weights (<see cref="Checkpoint.WarmStart"/>), with fresh Adam moments and warm-up.
     /// </summary>
-    public static Trainer Create(ModelConfig model, DiffusionConfig diffusion, TrainingConfig training, TrainingData data, string runDirectory)
+    public static Trainer Create(ModelConfig model, DiffusionConfig diffusion, TrainingConfig training, TrainingData data, string runDirectory,
+        string device = ComputeDevice.Cpu)
     {
         var config = new CheckpointConfig(model.WithLearnedVariance(diffusion.LearnsVariance), diffusion, training, data.Name);
-        var trainer = new Trainer(config, data, runDirectory);
+        var trainer = new Trainer(config, data, runDirectory, device);
         if (training.InitFrom is not null)
         {
             try
@@ -133,7 +141,8 @@ public sealed class Trainer : IDisposable
     /// Continues from a checkpoint (a checkpoint directory, or a run directory whose newest checkpoint is used),
     /// optionally with a new total step count.
     /// </summary>
-    public static Trainer Resume(string checkpointOrRun, TrainingData data, long? totalSteps = null, string? runDirectory = null)
+    public static Trainer Resume(string checkpointOrRun, TrainingData data, long? totalSteps = null, string? runDirectory = null,
+        string device = ComputeDevice.Cpu)
     {
         string dir = Checkpoint.Resolve(checkpointOrRun);
         var config = Checkpoint.ReadConfig(dir);
@@ -141,7 +150,7 @@ public sealed class Trainer : IDisposable
             throw new CheckpointException($"'{dir}' holds weights only (no trainer state): it can be sampled from but not resumed.");
         if (totalSteps is not null) config = config with { Training = config.Training with { Steps = totalSteps.Value } };
         string run = runDirectory ?? Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(dir)))!;
-        var trainer = new Trainer(config, data, run);
+        var trainer = new Trainer(config, data, run, device);
         trainer.LoadState(dir);
         trainer.DiscardWorkAfterCheckpoint();
         return trainer;
@@ -230,8 +239,8 @@ public sealed class Trainer : IDisposable
             }
             var (timesteps, weights) = _timestepSampler.Sample((int)x0.shape[0], _generator);
             var noise = randn(x0.shape, generator: _generator);
-            var terms = _diffusion.TrainingLosses(_denoiser.AsDenoiser(labels), x0, timesteps, noise);
-            var loss = (terms.Loss * weights).mean();
+            var terms = _diffusion.TrainingLosses(_denoiser.AsDenoiser(labels?.On(_device)), x0.On(_device), timesteps.On(_device), noise.On(_device));
+            var loss = (terms.Loss * weights.On(_device)).mean();
             double lossValue = loss.item<float>();
             if (!double.IsFinite(lossValue))
                 throw new TrainingDivergedException($"the loss became {lossValue} at step {Step + 1}; the last good checkpoint is {LastCheckpointDescription()}. Lower --lr or raise --warmup and resume from it.");
@@ -311,8 +320,8 @@ public sealed class Trainer : IDisposable
             using var scheduler = new DdimScheduler(Config.Diffusion);
             scheduler.SetTimesteps(Math.Min(steps, _diffusion.Timesteps));
             var shape = new[] { (long)count }.Concat(Config.Model.SampleShape).ToArray();
-            var samples = DiffusionSampler.Sample(scheduler, _denoiser.AsDenoiser(), shape, new Generator(12345));
-            ImageGrid.SavePng(samples, path, scale: 2);
+            var samples = DiffusionSampler.Sample(scheduler, _denoiser.AsDenoiser(), shape, new Generator(12345), device: _device);
+            ImageGrid.SavePng(samples.On(CPU), path, scale: 2);
         }
         finally
         {

@@ -167,6 +167,15 @@ public sealed class BadInputTests(CheckpointFixture fixture) : IDisposable
         Expect(Train("mnist", fixture.DataDir, "--precision", "fp16"), "--precision must be one of auto, fp32, bf16");
     }
 
+    [Fact]
+    public void DevicesThisBuildCannotUse_AreOneLineErrors()
+    {
+        // This build links libtorch-cpu: CUDA is refused with the build switch a GPU user needs.
+        Expect(Train("mnist", fixture.DataDir, "--device", "cuda"), "--device cuda", "CUDA is not available", "-p:TorchBackend=cuda", "untested");
+        Expect(Sample(fixture.Unconditional, "--device", "cuda:0"), "--device cuda:0", "CUDA is not available");
+        Expect(Sample(fixture.Unconditional, "--device", "gpu"), "--device must be cpu, cuda or cuda:N", "'gpu'");
+    }
+
     // ------------------------------------------------------------------ images for --a / --b
 
     [Fact]

@@ -24,12 +24,14 @@ public class DiffusersCheckpointTests
     private static Dictionary<string, Tensor> Reference(string name) => SafeTensors.Load(Path.Combine(Fixture(name), "reference.safetensors"));
 
     [Theory]
-    [InlineData("cifar10-layout")]
-    [InlineData("cifar10-layout-legacy-fp16")]
-    public void OurForwardMatchesUNet2DModel(string name)
+    [InlineData("cifar10-layout", "cifar10-layout")]
+    [InlineData("cifar10-layout-legacy-fp16", "cifar10-layout-legacy-fp16")]
+    // The legacy weights saved by torch.save as the only weights file, as google/ddpm-ema-church-256 ships them.
+    [InlineData("cifar10-layout-legacy-fp16-bin", "cifar10-layout-legacy-fp16")]
+    public void OurForwardMatchesUNet2DModel(string name, string referenceName)
     {
         using var scope = NewDisposeScope();
-        var reference = Reference(name);
+        var reference = Reference(referenceName);
         var (network, config) = Checkpoint.LoadNetwork(Fixture(name));
         using (network)
         using (no_grad())
@@ -243,6 +245,11 @@ public class DiffusersCheckpointTests
         string weights = Path.Combine(truncated, "diffusion_pytorch_model.safetensors");
         File.WriteAllBytes(weights, File.ReadAllBytes(weights)[..100_000]);
         Expect(truncated, "is damaged");
+
+        string pickle = Copy("pickle");
+        File.Delete(Path.Combine(pickle, "diffusion_pytorch_model.safetensors"));
+        File.WriteAllBytes(Path.Combine(pickle, "diffusion_pytorch_model.bin"), File.ReadAllBytes(Fixture("cifar10-layout-legacy-fp16-bin/diffusion_pytorch_model.bin"))[..50_000]);
+        Expect(pickle, "diffusion_pytorch_model.bin", "is damaged", "not a PyTorch state dict");
 
         string schedule = Copy("schedule");
         EditConfig(schedule, "scheduler_config.json", j => j["beta_schedule"] = "scaled_linear");
