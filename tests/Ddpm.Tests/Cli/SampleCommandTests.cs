@@ -41,14 +41,19 @@ public class SampleCommandTests(CheckpointFixture fixture)
     }
 
     [Fact]
-    public void Sample_DdpmDefaultsToTSteps_AndRawWeightsAreAccepted()
+    public void Sample_DefaultsToDpmSolverWith20Steps_DdpmToTSteps_AndRawWeightsAreAccepted()
     {
         using var temp = new TempDirectory();
         var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--n", "2", "--raw-weights", "--out", temp.Combine("raw"));
         CliAssert.Success(run);
-        Assert.Contains($"over {CheckpointFixture.Timesteps} steps", run.Stdout);
+        Assert.Contains("DPM-Solver++ 2M", run.Stdout);
+        Assert.Contains("over 20 steps", run.Stdout);
         Assert.Contains("raw weights", run.Stdout);
         Assert.Equal(3, FileNames(temp.Combine("raw")).Length);
+
+        var ddpm = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--n", "2", "--out", temp.Combine("ddpm"));
+        CliAssert.Success(ddpm);
+        Assert.Contains($"over {CheckpointFixture.Timesteps} steps", ddpm.Stdout);
     }
 
     [Fact]
