@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Models;
@@ -52,8 +50,9 @@ public sealed class ServerFixture : IDisposable
         }
         byte[] Labels(int n) => Enumerable.Range(0, n).Select(i => (byte)(i % Classes)).ToArray();
         TestPixels = Images(TestImages);
-        WriteMnistSplit(DataDir, "train", Images(16), Labels(16));
-        WriteMnistSplit(DataDir, "t10k", TestPixels, Labels(TestImages));
+        // The IDX writer of the library tests, compiled in here too (Ddpm.Web.Tests.csproj links it).
+        Ddpm.Tests.Data.TempDirectory.WriteMnistSplit(DataDir, "train", Images(16), Labels(16), gzip: true);
+        Ddpm.Tests.Data.TempDirectory.WriteMnistSplit(DataDir, "t10k", TestPixels, Labels(TestImages), gzip: true);
 
         using var dataset = DatasetLoader.Load("mnist", DataDir, "train");
         var diffusion = new DiffusionConfig(new ScheduleConfig(Timesteps: Timesteps));
@@ -113,33 +112,6 @@ public sealed class ServerFixture : IDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<MemoryLogs>();
         builder.Services.AddSingleton<ILoggerProvider>(sp => sp.GetRequiredService<MemoryLogs>());
-    }
-
-    public static void WriteMnistSplit(string dir, string prefix, byte[,,] images, byte[] labels)
-    {
-        int n = images.GetLength(0), h = images.GetLength(1), w = images.GetLength(2);
-        var pixels = new byte[n * h * w];
-        Buffer.BlockCopy(images, 0, pixels, 0, pixels.Length);
-        File.WriteAllBytes(Path.Combine(dir, $"{prefix}-images-idx3-ubyte.gz"), Gzip(Idx(0x803, new[] { n, h, w }, pixels)));
-        File.WriteAllBytes(Path.Combine(dir, $"{prefix}-labels-idx1-ubyte.gz"), Gzip(Idx(0x801, new[] { labels.Length }, labels)));
-    }
-
-    private static byte[] Idx(int magic, int[] dims, byte[] data)
-    {
-        var bytes = new byte[4 + 4 * dims.Length + data.Length];
-        BinaryPrimitives.WriteInt32BigEndian(bytes, magic);
-        for (int i = 0; i < dims.Length; i++)
-            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4 + 4 * i), dims[i]);
-        data.CopyTo(bytes, 4 + 4 * dims.Length);
-        return bytes;
-    }
-
-    private static byte[] Gzip(byte[] content)
-    {
-        using var buffer = new MemoryStream();
-        using (var gz = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true))
-            gz.Write(content);
-        return buffer.ToArray();
     }
 
     public void Dispose()
