@@ -210,7 +210,7 @@ public static class ApiEndpoints
             context.Response.Headers["X-Sqrt-Alpha-Bar"] = string.Join(",", result.SqrtAlphaBar.Select(v => v.ToString("0.0000", CultureInfo.InvariantCulture)));
             if (body.Labels == false) return Results.File(SampleQueue.Png(result.Grid, result.Columns), "image/png");
             using var bitmap = result.Render();
-            return Results.File(SampleQueue.Encode(bitmap), "image/png");
+            return Results.File(ImageGrid.EncodePng(bitmap), "image/png");
         }
     }
 

@@ -425,14 +425,7 @@ public sealed class SampleQueue : IHostedService, IDisposable
     internal static byte[] Png(Tensor images, int? columns, int padding = 2)
     {
         using var bitmap = ImageGrid.ToBitmap(images, columns, padding);
-        return Encode(bitmap);
-    }
-
-    internal static byte[] Encode(SKBitmap bitmap)
-    {
-        using var image = SKImage.FromBitmap(bitmap);
-        using var encoded = image.Encode(SKEncodedImageFormat.Png, 100);
-        return encoded.ToArray();
+        return ImageGrid.EncodePng(bitmap);
     }
 
     private static string PngDataUrl(Tensor images) => "data:image/png;base64," + Convert.ToBase64String(Png(images, columns: null, padding: 1));

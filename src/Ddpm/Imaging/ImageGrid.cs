@@ -58,8 +58,15 @@ public static class ImageGrid
 
     public static void SavePng(SKBitmap bitmap, string path)
     {
+        byte[] png = EncodePng(bitmap);
+        AtomicFile.Write(path, stream => stream.Write(png));
+    }
+
+    /// <summary>The bitmap as PNG bytes (what <see cref="SavePng(SKBitmap, string)"/> writes).</summary>
+    public static byte[] EncodePng(SKBitmap bitmap)
+    {
         using var image = SKImage.FromBitmap(bitmap);
         using var encoded = image.Encode(SKEncodedImageFormat.Png, 100);
-        AtomicFile.Write(path, stream => encoded.SaveTo(stream));
+        return encoded.ToArray();
     }
 }
