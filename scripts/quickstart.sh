@@ -3,9 +3,10 @@
 # 5–8 minutes on 2 CPU cores.
 #   1. installs the Fashion-MNIST data set (Debian package dataset-fashion-mnist) if it is missing;
 #   2. builds the ddpm command line (Release);
-#   3. samples 64 images from the shipped model (models/fashion-mnist, DPM-Solver++ 2M, 20 steps) -> out/quickstart/shipped/grid.png;
+#   3. samples 64 images from the shipped model (models/fashion-mnist, the default sampler: DDPM, 100 steps)
+#      -> out/quickstart/shipped/grid.png;
 #   4. samples one row of each class from the class-conditional model (models/fashion-mnist-cond, classifier-free
-#      guidance w = 3, DPM-Solver++ 2M, 20 steps) -> out/quickstart/classes/grid.png;
+#      guidance w = 3, DDIM 20 steps) -> out/quickstart/classes/grid.png;
 #   5. trains a small model on Fashion-MNIST for a short budget -> out/quickstart/run, and samples from it;
 #   6. runs the 2-D toy demo with the exact (oracle) denoiser -> out/quickstart/toy/toy-samples.png.
 set -euo pipefail
@@ -27,10 +28,10 @@ dotnet build -c Release src/Ddpm.Cli -v quiet -nologo
 ddpm() { ./ddpm "$@"; }
 
 echo "quickstart: sampling 64 images from the shipped model"
-ddpm sample --checkpoint models/fashion-mnist --sampler dpm++2m --steps 20 --n 64 --batch 64 --seed 0 --out "$out/shipped"
+ddpm sample --checkpoint models/fashion-mnist --sampler ddpm --steps 100 --n 64 --batch 64 --seed 0 --out "$out/shipped"
 
 echo "quickstart: 8 images of each class with classifier-free guidance"
-ddpm sample --checkpoint models/fashion-mnist-cond --class all --n 8 --guidance-scale 3 --sampler dpm++2m --steps 20 --seed 0 --out "$out/classes"
+ddpm sample --checkpoint models/fashion-mnist-cond --class all --n 8 --guidance-scale 3 --sampler ddim --steps 20 --seed 0 --out "$out/classes"
 
 echo "quickstart: training a small model for $steps steps"
 rm -rf "$out/run"

@@ -165,7 +165,7 @@ public class ApiTests(ServerFixture fixture)
         await Http.AssertProblem(await app.Client.GetAsync($"/api/samples/{second}/grid.png"), 409, "id");
 
         // A running job stops before its next step: 1000 DDPM steps of 64 samples take far longer than the wait here.
-        string running = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", n = 64 });
+        string running = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", steps = ServerFixture.Timesteps, n = 64 });
         await app.Client.WaitFor(running, s => s.GetProperty("step").GetInt64() > 0);
         using (var response = await app.Client.DeleteAsync($"/api/samples/{running}"))
             Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted);

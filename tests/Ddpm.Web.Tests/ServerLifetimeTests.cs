@@ -12,7 +12,7 @@ public class ServerLifetimeTests(ServerFixture fixture)
     {
         using var app = fixture.StartKestrel();
         // 1000 DDPM steps of 64 samples: far longer than this test waits.
-        string id = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", n = 64, frameEvery = 1 });
+        string id = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", steps = ServerFixture.Timesteps, n = 64, frameEvery = 1 });
         using (var response = await app.Client.GetAsync($"/api/samples/{id}/events", HttpCompletionOption.ResponseHeadersRead))
         {
             Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
@@ -45,8 +45,8 @@ public class ServerLifetimeTests(ServerFixture fixture)
         SampleJob running, queued;
         try
         {
-            string first = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", n = 64 });
-            string second = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", n = 64 });
+            string first = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", steps = ServerFixture.Timesteps, n = 64 });
+            string second = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddpm", steps = ServerFixture.Timesteps, n = 64 });
             await app.Client.WaitFor(first, s => s.GetProperty("step").GetInt64() > 0);
             var queue = app.Service<SampleQueue>();
             running = queue.Get(first)!;

@@ -24,7 +24,7 @@ public sealed class SamplerOptions
     public SamplerOptions(SamplerKind defaultSampler)
     {
         Sampler = CliOptions.Choice("--sampler", "Sampler: ddpm (ancestral), ddim, dpm++2m (DPM-Solver++ 2M), euler / heun (probability-flow ODE), sde (reverse SDE, Euler–Maruyama).", defaultSampler);
-        Steps = CommandInputs.OptionalInt("--steps", "Sampling steps, 1 to the checkpoint's T (default: T for ddpm and sde, 50 for ddim and euler, 20 for dpm++2m, 25 for heun).", 1, helpName: "S");
+        Steps = CommandInputs.OptionalInt("--steps", "Sampling steps, 1 to the checkpoint's T (default: 100 for ddpm, T for sde, 50 for ddim and euler, 20 for dpm++2m, 25 for heun).", 1, helpName: "S");
         Eta = CliOptions.Double("--eta", "DDIM's η: 0 is deterministic, 1 is DDPM-like (ddim only).", 0.0, 0.0, 1.0, helpName: "E");
         Spacing = OptionalChoice<TimestepSpacing>("--spacing", "Timestep selection (default: linspace for ddpm and sde, leading for ddim, log-snr for dpm++2m, karras for euler and heun).");
         Variance = VarianceOption("DDPM's reverse variance σ_t²: fixed-small (β̃_t) or fixed-large (β_t) (default: the checkpoint's; ddpm only).");

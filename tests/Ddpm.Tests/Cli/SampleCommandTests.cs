@@ -2,6 +2,7 @@ using Ddpm.Generation;
 using Ddpm.Cli.Commands;
 using Ddpm.IO;
 using Ddpm.Imaging;
+using Ddpm.Sampling;
 using SkiaSharp;
 
 namespace Ddpm.Tests.Cli;
@@ -41,19 +42,29 @@ public class SampleCommandTests(CheckpointFixture fixture)
     }
 
     [Fact]
-    public void Sample_DefaultsToDpmSolverWith20Steps_DdpmToTSteps_AndRawWeightsAreAccepted()
+    public void Sample_DefaultsToDdpmWith100Steps_DpmSolverTo20_AndRawWeightsAreAccepted()
     {
         using var temp = new TempDirectory();
-        var run = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--n", "2", "--raw-weights", "--out", temp.Combine("raw"));
-        CliAssert.Success(run);
-        Assert.Contains("DPM-Solver++ 2M", run.Stdout);
-        Assert.Contains("over 20 steps", run.Stdout);
-        Assert.Contains("raw weights", run.Stdout);
+        var tiny = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--n", "2", "--raw-weights", "--out", temp.Combine("raw"));
+        CliAssert.Success(tiny);
+        Assert.Contains("DDPM (", tiny.Stdout);
+        Assert.Contains($"over {Math.Min(100, CheckpointFixture.Timesteps)} steps", tiny.Stdout);
+        Assert.Contains("raw weights", tiny.Stdout);
         Assert.Equal(3, FileNames(temp.Combine("raw")).Length);
 
-        var ddpm = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "ddpm", "--n", "2", "--out", temp.Combine("ddpm"));
-        CliAssert.Success(ddpm);
-        Assert.Contains($"over {CheckpointFixture.Timesteps} steps", ddpm.Stdout);
+        var dpm = CliRunner.Run("sample", "--checkpoint", fixture.Unconditional, "--sampler", "dpm++2m", "--n", "2", "--out", temp.Combine("dpm"));
+        CliAssert.Success(dpm);
+        Assert.Contains("DPM-Solver++ 2M", dpm.Stdout);
+        Assert.Contains("over 20 steps", dpm.Stdout);
+    }
+
+    [Fact]
+    public void DefaultSteps_DdpmIs100CappedAtT_SdeIsT()
+    {
+        Assert.Equal(100, SamplerFactory.DefaultSteps(SamplerKind.Ddpm, 1000));
+        Assert.Equal(40, SamplerFactory.DefaultSteps(SamplerKind.Ddpm, 40));
+        Assert.Equal(1000, SamplerFactory.DefaultSteps(SamplerKind.Sde, 1000));
+        Assert.Equal(20, SamplerFactory.DefaultSteps(SamplerKind.DpmSolver2M, 1000));
     }
 
     [Fact]
