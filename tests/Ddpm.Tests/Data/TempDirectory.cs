@@ -3,14 +3,16 @@ using System.IO.Compression;
 
 namespace Ddpm.Tests.Data;
 
-/// <summary>A fresh temporary directory, deleted on dispose, with helpers that write small dataset files.</summary>
+/// <summary>A fresh directory under the system temp folder, deleted on dispose, with helpers that write small dataset files.</summary>
 public sealed class TempDirectory : IDisposable
 {
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ddpm-data-" + Guid.NewGuid().ToString("N"));
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ddpm-tests-" + Guid.NewGuid().ToString("N"));
 
     public TempDirectory() => Directory.CreateDirectory(Path);
 
     public string File(string relative) => System.IO.Path.Combine(Path, relative);
+
+    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
 
     public string Sub(string relative)
     {

@@ -111,7 +111,7 @@ public class FidTests(TrainedFeatureNetFixture fixture) : IClassFixture<TrainedF
     public void CachedReferenceStatisticsRoundTripAndDamagedFilesAreIgnored()
     {
         using var scope = NewDisposeScope();
-        using var dir = new Ddpm.Tests.Cli.TempDirectory();
+        using var dir = new TempDirectory();
         var stats = fixture.Statistics(fixture.Test.Images.narrow(0, 0, 600));
         string path = dir.Combine("sub", ReferenceStatistics.FileName("abc123", "folder:/x y", "test", 600));
         Assert.DoesNotContain(":", Path.GetFileName(path));
