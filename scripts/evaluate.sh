@@ -42,6 +42,10 @@ done
 fid ddim-50-eta1 --checkpoint "$model" --sampler ddim --steps 50 --eta 1 --n "$n"
 if [ "$n_ddpm" -gt 0 ]; then
   fid ddpm-1000-fixed-large --checkpoint "$model" --sampler ddpm --steps 1000 --variance fixed-large --n "$n_ddpm"
+  # The 1000-call rows' yardsticks: the same seed's first N_DDPM samples of two cheap samplers (FID's bias depends on N).
+  mkdir -p "$out/n$n_ddpm"
+  fid "n$n_ddpm/ddpm-100" --checkpoint "$model" --sampler ddpm --steps 100 --n "$n_ddpm"
+  fid "n$n_ddpm/dpmpp2m-20" --checkpoint "$model" --sampler dpm++2m --steps 20 --n "$n_ddpm"
 fi
 
 nll() { local name=$1; shift; [ -f "$out/$name.json" ] || ddpm eval nll --checkpoint "$model" --dataset fashion-mnist --split test --out "$out/$name.json" "$@"; }
