@@ -67,24 +67,30 @@ public class ApiTests(ServerFixture fixture)
                 Assert.InRange(served.GetPixel(x, y).Red - expected.GetPixel(x, y).Red, -1, 1);
     }
 
-    [Fact]
-    public async Task Events_SendAFrameEveryKSteps_WithPngsOfXtAndX0_ThenDone()
+    /// <summary>
+    /// Starts a job while holding the CPU gate and opens its event stream before releasing it, so that the stream sees
+    /// every frame from the first step on.
+    /// </summary>
+    private static async Task<(string Id, Task<List<(string Name, JsonElement Data)>> Events)> StartWatched(TestApp app, object body)
     {
-        using var app = fixture.StartInMemory();
         var gate = app.Service<ComputeGate>();
         await gate.WaitAsync(CancellationToken.None);
-        string id;
-        Task<List<(string Name, JsonElement Data)>> reading;
         try
         {
-            // The stream opens before the job starts (it waits for the CPU), so every frame reaches it.
-            id = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddim", steps = 10, n = 4, seed = 1, frameEvery = 3 });
-            reading = Http.ReadEvents(await app.Client.GetStreamAsync($"/api/samples/{id}/events"));
+            string id = await app.Client.StartJob(body);
+            return (id, Http.ReadEvents(await app.Client.GetStreamAsync($"/api/samples/{id}/events")));
         }
         finally
         {
             gate.Release();
         }
+    }
+
+    [Fact]
+    public async Task Events_SendAFrameEveryKSteps_WithPngsOfXtAndX0_ThenDone()
+    {
+        using var app = fixture.StartInMemory();
+        var (id, reading) = await StartWatched(app, new { model = ServerFixture.Unconditional, sampler = "ddim", steps = 10, n = 4, seed = 1, frameEvery = 3 });
         var events = await reading;
         Assert.Equal("done", events[^1].Name);
         Assert.Equal("done", events[^1].Data.GetProperty("status").GetString());
@@ -109,21 +115,7 @@ public class ApiTests(ServerFixture fixture)
     public async Task Events_OfAWatchedJob_ShowXtChangingFromNoiseToTheSample()
     {
         using var app = fixture.StartInMemory();
-        var gate = app.Service<ComputeGate>();
-        await gate.WaitAsync(CancellationToken.None);
-        string id;
-        Task<List<(string Name, JsonElement Data)>> reading;
-        try
-        {
-            id = await app.Client.StartJob(new { model = ServerFixture.Unconditional, sampler = "ddim", steps = 8, n = 4, seed = 2 });
-            // Watch from before the first step: every frame arrives.
-            var stream = await app.Client.GetStreamAsync($"/api/samples/{id}/events");
-            reading = Http.ReadEvents(stream);
-        }
-        finally
-        {
-            gate.Release();
-        }
+        var (_, reading) = await StartWatched(app, new { model = ServerFixture.Unconditional, sampler = "ddim", steps = 8, n = 4, seed = 2 });
         var events = await reading;
         var frames = events.Where(e => e.Name == "frame").Select(e => e.Data).ToList();
         Assert.Equal(Enumerable.Range(1, 8), frames.Select(f => f.GetProperty("step").GetInt32()));

@@ -27,7 +27,9 @@ public sealed class ServerFixture : IDisposable
     public const string Unconditional = "tiny";
     public const string Conditional = "tiny-cond";
 
-    public string Root { get; } = Path.Combine(Path.GetTempPath(), "ddpm-web-fixture-" + Guid.NewGuid().ToString("N"));
+    private readonly Ddpm.Tests.Data.TempDirectory _root = new();
+
+    public string Root => _root.Path;
     public string ModelsDir { get; }
     public string DataDir { get; }
 
@@ -114,16 +116,7 @@ public sealed class ServerFixture : IDisposable
         builder.Services.AddSingleton<ILoggerProvider>(sp => sp.GetRequiredService<MemoryLogs>());
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _root.Dispose();
 }
 
 [CollectionDefinition(Name)]

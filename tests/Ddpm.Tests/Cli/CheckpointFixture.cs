@@ -22,7 +22,9 @@ public sealed class CheckpointFixture : IDisposable
     public const int TestImages = 12;
     public const int Classes = 10;
 
-    public string Root { get; } = Path.Combine(Path.GetTempPath(), "ddpm-cli-fixture-" + Guid.NewGuid().ToString("N"));
+    private readonly TempDirectory _root = new();
+
+    public string Root => _root.Path;
     public string DataDir { get; }
     public string Unconditional { get; }
     public string Conditional { get; }
@@ -33,7 +35,6 @@ public sealed class CheckpointFixture : IDisposable
 
     public CheckpointFixture()
     {
-        Directory.CreateDirectory(Root);
         DataDir = Path.Combine(Root, "data");
         Directory.CreateDirectory(DataDir);
         var random = new Random(1234);
@@ -80,16 +81,7 @@ public sealed class CheckpointFixture : IDisposable
         return destination;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _root.Dispose();
 }
 
 [CollectionDefinition(Name)]
